@@ -1,0 +1,122 @@
+import { runSandboxed, toolProblems } from "./run.ts";
+import { findTools, PACKAGE_OF, type Tools } from "./tools.ts";
+import type { SandboxTool } from "./types.ts";
+
+export interface SandboxCheck {
+  ok: boolean;
+  tool: SandboxTool;
+  problems: string[];
+  /** What to run or change; empty when ok. */
+  fix: string;
+}
+
+export interface CheckOptions {
+  /** "auto" (default) checks the tool runSandboxed would pick. */
+  tool?: SandboxTool | "auto";
+  /** Programs the skills need inside the sandbox (default python3, bash). */
+  require?: string[];
+  /** Passed on to the probe, for interpreters outside /usr. */
+  readOnlyPaths?: string[];
+  env?: Record<string, string>;
+}
+
+/**
+ * Builds one real sandbox and checks from inside that it holds: another uid, no
+ * capabilities, no_new_privs, no network interface but lo, nothing of the host's files,
+ * a writable /work, and the programs the skills need. Callers refuse to grade when !ok,
+ * unless the user explicitly opts into runUnsandboxed.
+ */
+export async function checkSandbox(opts: CheckOptions = {}): Promise<SandboxCheck> {
+  const require = opts.require ?? ["python3", "bash"];
+  for (const r of require)
+    if (!/^[A-Za-z0-9._+-]+$/.test(r))
+      throw new Error(`checkSandbox: require entry "${r}" is not a plain program name`);
+  const env = process.env.CYCLEQD_SANDBOX_TOOL;
+  const wanted = opts.tool && opts.tool !== "auto" ? opts.tool : env === "bwrap" ? "bwrap" : null;
+  const tool: SandboxTool =
+    wanted ??
+    (toolProblems("unshare").length === 0 || toolProblems("bwrap").length > 0
+      ? "unshare"
+      : "bwrap");
+  const problems = toolProblems(tool);
+  if (problems.length === 0) problems.push(...(await probe(tool, require, opts)));
+  return { ok: problems.length === 0, tool, problems, fix: fixFor(tool, problems) };
+}
+
+const PROBE = `
+id -u
+grep -E '^(CapEff|CapBnd|NoNewPrivs):' /proc/self/status
+echo "ifaces $(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\\n' ' ')"
+echo "top $(ls -A / | tr '\\n' ' ')"
+echo probe > /work/probe && echo "work ok"
+for c in "$@"; do command -v "$c" >/dev/null 2>&1 && echo "has $c" || echo "lacks $c"; done
+`;
+
+async function probe(tool: SandboxTool, require: string[], opts: CheckOptions): Promise<string[]> {
+  const problems: string[] = [];
+  let out: string;
+  try {
+    const r = await runSandboxed({
+      tool,
+      command: ["/bin/sh", "-c", PROBE, "probe", ...require],
+      timeoutMs: 10_000,
+      readOnlyPaths: opts.readOnlyPaths,
+      env: opts.env,
+    });
+    out = r.stdout;
+    if (r.exitCode !== 0) problems.push(`probe failed: ${r.reason}: ${r.stderr.trim()}`);
+  } catch (e) {
+    return [(e as Error).message];
+  }
+  const lines = out.split("\n");
+  const uid = Number(lines[0]);
+  if (!(uid > 0)) problems.push(`probe ran as uid ${lines[0]}, not as an unprivileged uid`);
+  const field = (k: string) => lines.find((l) => l.startsWith(k))?.split(/\s+/)[1];
+  if (!/^0+$/.test(field("CapEff:") ?? "")) problems.push("probe kept capabilities");
+  if (!/^0+$/.test(field("CapBnd:") ?? "")) problems.push("probe kept a capability bounding set");
+  if (field("NoNewPrivs:") !== "1") problems.push("probe lacks no_new_privs");
+  const ifaces = (lines.find((l) => l.startsWith("ifaces")) ?? "").split(/\s+/).slice(1);
+  if (ifaces.some((i) => i && i !== "lo"))
+    problems.push(`probe sees network interfaces: ${ifaces.join(" ")}`);
+  const top = (lines.find((l) => l.startsWith("top")) ?? "").split(/\s+/).slice(1);
+  for (const leak of ["root", "home", "mnt", "var", "run", "srv", "opt"])
+    if (top.includes(leak) && !(opts.readOnlyPaths ?? []).some((p) => p.startsWith(`/${leak}`)))
+      problems.push(`probe sees the host's /${leak}`);
+  if (!lines.includes("work ok")) problems.push("probe could not write /work");
+  for (const r of require)
+    if (!lines.includes(`has ${r}`))
+      problems.push(`${r} not found inside the sandbox (it sees the host's /usr only)`);
+  return problems;
+}
+
+function fixFor(tool: SandboxTool, problems: string[]): string {
+  if (problems.length === 0) return "";
+  const fixes: string[] = [];
+  const tools = findTools();
+  const pkgs = new Set<string>();
+  for (const [name, pkg] of Object.entries(PACKAGE_OF))
+    if (!tools[name as keyof Tools] && problems.some((p) => p.startsWith(`${name} not found`)))
+      pkgs.add(pkg);
+  for (const p of problems) {
+    const m = /^(\S+) not found inside the sandbox/.exec(p);
+    if (m) pkgs.add(m[1] === "python3" ? "python3" : m[1]);
+  }
+  if (pkgs.size) fixes.push(`apt-get install -y ${[...pkgs].sort().join(" ")}`);
+  if (problems.some((p) => p.includes("not found inside the sandbox")))
+    fixes.push(
+      "an interpreter installed outside /usr (pyenv, conda) is visible only when passed as " +
+        "readOnlyPaths with its bin dir on PATH through env",
+    );
+  if (problems.some((p) => p.includes("must be started as root")))
+    fixes.push("run the grader as root (sudo, or a root CI job or container)");
+  if (problems.some((p) => /setup failed|Operation not permitted|Permission denied/.test(p)))
+    fixes.push(
+      "this machine refuses to create namespaces or mounts: in Docker, run the container with " +
+        "--privileged (or --cap-add SYS_ADMIN --security-opt seccomp=unconfined " +
+        "--security-opt apparmor=unconfined)",
+    );
+  if (problems.some((p) => p.startsWith("probe") && !p.includes("failed")))
+    fixes.push(`the ${tool} sandbox is not isolating here; report this with the problems above`);
+  if (fixes.length === 0) fixes.push("see the problems above");
+  return fixes.join("; ");
+}
