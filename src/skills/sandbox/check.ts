@@ -1,4 +1,4 @@
-import { runSandboxed, toolProblems } from "./run.ts";
+import { pickTool, runSandboxed, toolProblems } from "./run.ts";
 import { findTools, PACKAGE_OF, type Tools } from "./tools.ts";
 import type { SandboxTool } from "./types.ts";
 
@@ -27,38 +27,42 @@ export interface CheckOptions {
  * unless the user explicitly opts into runUnsandboxed.
  */
 export async function checkSandbox(opts: CheckOptions = {}): Promise<SandboxCheck> {
-  const require = opts.require ?? ["python3", "bash"];
-  for (const r of require)
+  const needed = opts.require ?? ["python3", "bash"];
+  for (const r of needed)
     if (!/^[A-Za-z0-9._+-]+$/.test(r))
       throw new Error(`checkSandbox: require entry "${r}" is not a plain program name`);
-  const env = process.env.CYCLEQD_SANDBOX_TOOL;
-  const wanted = opts.tool && opts.tool !== "auto" ? opts.tool : env === "bwrap" ? "bwrap" : null;
-  const tool: SandboxTool =
-    wanted ??
-    (toolProblems("unshare").length === 0 || toolProblems("bwrap").length > 0
-      ? "unshare"
-      : "bwrap");
-  const problems = toolProblems(tool);
-  if (problems.length === 0) problems.push(...(await probe(tool, require, opts)));
+  let tool: SandboxTool;
+  const problems: string[] = [];
+  try {
+    tool = pickTool(opts.tool);
+  } catch (e) {
+    // Report on the tool that was asked for, else on the default one.
+    const asked = opts.tool && opts.tool !== "auto" ? opts.tool : process.env.CYCLEQD_SANDBOX_TOOL;
+    tool = asked === "bwrap" ? "bwrap" : "unshare";
+    const p = toolProblems(tool);
+    problems.push(...(p.length ? p : [(e as Error).message]));
+  }
+  if (problems.length === 0) problems.push(...(await probe(tool, needed, opts)));
   return { ok: problems.length === 0, tool, problems, fix: fixFor(tool, problems) };
 }
 
 const PROBE = `
 id -u
 grep -E '^(CapEff|CapBnd|NoNewPrivs):' /proc/self/status
+echo "shmall $(cat /proc/sys/kernel/shmall)"
 echo "ifaces $(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\\n' ' ')"
 echo "top $(ls -A / | tr '\\n' ' ')"
 echo probe > /work/probe && echo "work ok"
 for c in "$@"; do command -v "$c" >/dev/null 2>&1 && echo "has $c" || echo "lacks $c"; done
 `;
 
-async function probe(tool: SandboxTool, require: string[], opts: CheckOptions): Promise<string[]> {
+async function probe(tool: SandboxTool, needed: string[], opts: CheckOptions): Promise<string[]> {
   const problems: string[] = [];
   let out: string;
   try {
     const r = await runSandboxed({
       tool,
-      command: ["/bin/sh", "-c", PROBE, "probe", ...require],
+      command: ["/bin/sh", "-c", PROBE, "probe", ...needed],
       timeoutMs: 10_000,
       readOnlyPaths: opts.readOnlyPaths,
       env: opts.env,
@@ -83,7 +87,10 @@ async function probe(tool: SandboxTool, require: string[], opts: CheckOptions): 
     if (top.includes(leak) && !(opts.readOnlyPaths ?? []).some((p) => p.startsWith(`/${leak}`)))
       problems.push(`probe sees the host's /${leak}`);
   if (!lines.includes("work ok")) problems.push("probe could not write /work");
-  for (const r of require)
+  const shmall = Number(field("shmall"));
+  if (!(shmall > 0 && shmall <= 2 ** 20))
+    problems.push(`probe sees System V shared memory uncapped (shmall ${field("shmall")})`);
+  for (const r of needed)
     if (!lines.includes(`has ${r}`))
       problems.push(`${r} not found inside the sandbox (it sees the host's /usr only)`);
   return problems;

@@ -40,7 +40,10 @@ export function exitReason(code: number, stderr: string, o: ResolvedOptions): st
   return `exit ${code}`;
 }
 
-export function signalReason(signal: string, o: ResolvedOptions): string {
+export function signalReason(signal: string, o: ResolvedOptions, stderr = ""): string {
+  const memory = HINTS[0];
+  if (signal !== "SIGXCPU" && signal !== "SIGXFSZ" && memory[0].test(stderr))
+    return `killed: ${signal} (${memory[1](o)})`;
   switch (signal) {
     case "SIGXCPU":
       return `killed: cpu time limit (${o.cpuSeconds} s)`;

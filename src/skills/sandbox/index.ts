@@ -1,7 +1,24 @@
 /**
- * Runs untrusted programs (what a model wrote) in a throw-away sandbox: namespaces, a
- * read-only system, size-capped private /work and /tmp, no network, a uid of its own
- * without capabilities, resource limits and a wall clock that kills the whole tree.
+ * Runs untrusted programs (what a model wrote) in a throw-away sandbox: new mount, PID,
+ * network, IPC, UTS and cgroup namespaces; the host's /usr (and /bin, /lib*, a few /etc
+ * files) read-only and nothing else of the host; size-capped private /work and /tmp; no
+ * network; a uid of its own per running sandbox, without capabilities and with
+ * no_new_privs; rlimits; a wall clock whose kill takes the whole namespace down.
+ *
+ * Needs: Linux, root, and util-linux (unshare, setpriv, prlimit), mount, coreutils
+ * (chroot, env) and tar, all on a stock Debian/Ubuntu. bubblewrap is optional: set
+ * CYCLEQD_SANDBOX_TOOL=bwrap (or pass tool: "bwrap") to use it instead of unshare.
+ *
+ * Interpreters: the sandbox sees the distribution's /usr/bin/python3 (apt-get install
+ * python3) and anything else under /usr, /usr/local included. An interpreter installed
+ * elsewhere (pyenv under /root, conda under /opt) becomes visible when its prefix is passed
+ * in readOnlyPaths and its bin dir put on PATH through env, e.g.
+ *   { readOnlyPaths: ["/root/.pyenv/versions/3.11.7"],
+ *     env: { PATH: "/root/.pyenv/versions/3.11.7/bin:/usr/bin:/bin" } }
+ *
+ * Not capped: the memory of a sandbox as a whole. The address-space limit holds per
+ * process, so maxProcesses × memoryBytes (plus /work, /tmp and System V IPC, each capped)
+ * bounds it; a memory cgroup would be needed for a tighter total.
  */
 export { type CheckOptions, checkSandbox, type SandboxCheck } from "./check.ts";
 export { runSandboxed, type SandboxRunOptions } from "./run.ts";

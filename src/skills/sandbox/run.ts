@@ -25,9 +25,10 @@ import { type ResolvedOptions, resolveOptions } from "./validate.ts";
  *
  *   launcher (unshare or bwrap, as root): new mount, PID, network, IPC, UTS and cgroup
  *   namespaces; host /usr, /bin, /lib* and a few /etc files bound read-only onto the
- *   skeleton; a size-capped tmpfs at /work and at /tmp; /proc of the new PID namespace.
+ *   skeleton (bubblewrap: a copy of it at /s in its own root); a size-capped tmpfs at /work
+ *   and at /tmp; /proc of the new PID namespace.
  *   └ chroot into the skeleton. Being chrooted also stops the program from making user
- *     namespaces, which would let it mount an uncapped tmpfs.
+ *     namespaces, in which it could mount a tmpfs without a size cap.
  *     └ sh, PID 1 of the namespace, root: unpacks the files, runs the program, reports its
  *       status and packs the collected files on fd 4. When it exits the kernel kills
  *       everything left in the namespace.
@@ -53,7 +54,7 @@ function missing(tools: Tools, names: (keyof Tools)[]): (keyof Tools)[] {
   return names.filter((n) => !tools[n]);
 }
 
-/** Why a tool cannot be used here, or null when it can. */
+/** Why a tool cannot be used here; empty when it can. */
 export function toolProblems(tool: SandboxTool): string[] {
   const problems: string[] = [];
   if (process.platform !== "linux") problems.push("the sandbox needs Linux namespaces");
@@ -82,7 +83,9 @@ export function pickTool(requested?: SandboxTool | "auto"): SandboxTool {
     return want;
   }
   if (want !== undefined && want !== "" && want !== "auto")
-    throw new SandboxError(`CYCLEQD_SANDBOX_TOOL must be unshare, bwrap or auto, got "${want}"`);
+    throw new Error(
+      `sandbox: tool (or CYCLEQD_SANDBOX_TOOL) must be unshare, bwrap or auto, got "${want}"`,
+    );
   if (autoTool) return autoTool;
   for (const t of ["unshare", "bwrap"] as const) {
     if (toolProblems(t).length === 0) {
@@ -92,7 +95,7 @@ export function pickTool(requested?: SandboxTool | "auto"): SandboxTool {
   }
   throw new SandboxError(
     `no sandbox can run here: ${toolProblems("unshare").join("; ")}. ` +
-      "Run checkSandbox() (or `cycleqd doctor`) for the fix.",
+      "checkSandbox() says what to fix.",
   );
 }
 
@@ -112,8 +115,9 @@ const COUNT_LEFT = [
   "done",
 ].join("\n");
 
-function innerScript(o: ResolvedOptions, tools: Tools, uid: number, tool: SandboxTool): string {
-  const drop = [
+/** Becomes the slot's uid for good: no groups, no capabilities, no_new_privs. */
+function dropArgs(tools: Tools, uid: number): string[] {
+  return [
     tools.setpriv as string,
     `--reuid=${uid}`,
     `--regid=${uid}`,
@@ -122,20 +126,30 @@ function innerScript(o: ResolvedOptions, tools: Tools, uid: number, tool: Sandbo
     "--bounding-set=-all",
     "--no-new-privs",
     "--",
-  ]
-    .map(q)
-    .join(" ");
+  ];
+}
+
+function innerScript(o: ResolvedOptions, tools: Tools, uid: number, tool: SandboxTool): string {
+  const drop = dropArgs(tools, uid).map(q).join(" ");
   const tar = q(tools.tar as string);
-  const lines = ["umask 022", "cd /work || exit 1"];
+  const pages = Math.ceil(o.tmpBytes / 4096);
+  const lines = [
+    "umask 022",
+    "cd /work || exit 1",
+    // System V IPC memory lives outside every rlimit and tmpfs: cap it in this IPC
+    // namespace to the size of /tmp, with few message queues and semaphores.
+    `{ echo ${o.tmpBytes} > /proc/sys/kernel/shmmax && echo ${pages} > /proc/sys/kernel/shmall && echo 64 > /proc/sys/kernel/shmmni && echo 16 > /proc/sys/kernel/msgmni && echo '250 32000 32 128' > /proc/sys/kernel/sem; } 2>/dev/null || { echo 'err could not cap System V IPC memory (/proc/sys not writable)' >&4; exit 1; }`,
+  ];
   // bubblewrap's tmpfs belongs to root; the unshare layout mounts it with uid= instead.
   if (tool === "bwrap") lines.push(`${q(tools.chown as string)} ${uid}:${uid} /work || exit 1`);
   if (o.files.length) {
     lines.push(
       `${drop} ${tar} -xf - --no-same-owner <&3 3<&- 4>&- || { echo 'err could not unpack the files into /work' >&4; exit 1; }`,
-      "exec 3<&-",
     );
   }
-  lines.push('"$@" 4>&-', COUNT_LEFT, 'echo "rc $rc left $n" >&4');
+  lines.push('"$@" 3<&- 4>&-', COUNT_LEFT, 'echo "rc $rc left $n" >&4');
+  // What the program left behind must not touch the files while they are read back.
+  if (o.collect.length) lines.push('[ "$n" = 0 ] || kill -9 -1');
 
   if (o.collect.length)
     lines.push(
@@ -147,14 +161,7 @@ function innerScript(o: ResolvedOptions, tools: Tools, uid: number, tool: Sandbo
 /** argv of the program itself, as PID 1 starts it. */
 function programArgv(o: ResolvedOptions, tools: Tools, uid: number): string[] {
   return [
-    tools.setpriv as string,
-    `--reuid=${uid}`,
-    `--regid=${uid}`,
-    "--clear-groups",
-    "--inh-caps=-all",
-    "--bounding-set=-all",
-    "--no-new-privs",
-    "--",
+    ...dropArgs(tools, uid),
     ...limitArgs(o, tools),
     tools.env as string,
     "-i",
@@ -190,7 +197,8 @@ function launcherArgv(
   if (tool === "unshare") {
     const fstab = fstabFor(uid, o.workdirBytes, o.tmpBytes, extras);
     const outer = [
-      "echo sandbox > /proc/sys/kernel/hostname || exit 1",
+      // Cosmetic: some containers mount /proc/sys read-only.
+      "{ echo sandbox > /proc/sys/kernel/hostname; } 2>/dev/null || :",
       `${q(tools.mount as string)} -a -T "$1" || exit 1`,
       'cd "$2" || exit 1',
       "shift 2",
@@ -309,10 +317,13 @@ export async function runSandboxed(opts: SandboxRunOptions): Promise<SandboxResu
       maxOutputBytes: o.maxOutputBytes,
       killGroupOnExit: false,
     });
-    if (outcome.timedOut || outcome.outputKilled) {
-      // The launcher was killed, so nothing waited for the namespace to empty.
+    const st = status as string | null;
+    const m = st ? /^rc (\d+) left (\d+)$/.exec(st) : null;
+    const left = m ? Number(m[2]) : 0;
+    // unshare returns only once its PID 1, and so the whole namespace, is gone. Nothing
+    // waited when the launcher was killed, and bubblewrap exits as soon as the program does.
+    if (outcome.timedOut || outcome.outputKilled || (tool === "bwrap" && (left > 0 || !m)))
       release = await waitGone(uid, 2000);
-    }
     const stdout = outcome.stdout.toString("utf8");
     const stderr = outcome.stderr.toString("utf8");
     const base = {
@@ -340,9 +351,7 @@ export async function runSandboxed(opts: SandboxRunOptions): Promise<SandboxResu
         signal: "SIGKILL",
         reason: `killed: output limit of ${o.maxOutputBytes} bytes exceeded`,
       };
-    const st = status as string | null;
     if (st?.startsWith("err ")) throw new SandboxError(`sandbox: ${st.slice(4)}`);
-    const m = st ? /^rc (\d+) left (\d+)$/.exec(st) : null;
     if (!m) {
       const how = outcome.signal ? `signal ${outcome.signal}` : `exit ${outcome.code}`;
       throw new SandboxError(
@@ -351,7 +360,6 @@ export async function runSandboxed(opts: SandboxRunOptions): Promise<SandboxResu
       );
     }
     const rc = Number(m[1]);
-    const left = Number(m[2]);
     const leftNote = left ? `; left ${left} process${left === 1 ? "" : "es"} running, killed` : "";
     // As in shells, 128+n means "killed by signal n".
     const sig = rc > 128 && rc < 128 + 65 ? signalName(rc - 128) : null;
@@ -361,7 +369,7 @@ export async function runSandboxed(opts: SandboxRunOptions): Promise<SandboxResu
         leftover: left,
         exitCode: null,
         signal: sig,
-        reason: signalReason(sig, o) + leftNote,
+        reason: signalReason(sig, o, stderr) + leftNote,
       };
     const reason = exitReason(rc, stderr, o) ?? (left ? "exit 0" : undefined);
     return {

@@ -95,7 +95,7 @@ export async function runUnsandboxed(opts: SandboxOptions): Promise<SandboxResul
         ...base,
         exitCode: null,
         signal: outcome.signal,
-        reason: signalReason(outcome.signal, o),
+        reason: signalReason(outcome.signal, o, base.stderr),
       };
     const code = outcome.code ?? 1;
     const reason = exitReason(code, base.stderr, o);

@@ -1,0 +1,109 @@
+/**
+ * Scores a model on several skills at once: one batched generate() call for every problem of
+ * every skill, one batched score() call for the reference answers, then grading in parallel.
+ */
+import { defaultConcurrency, mapLimit } from "./pool.ts";
+import { type RunnerOptions, resolveRunner } from "./runner.ts";
+import { extractAnswer } from "./text.ts";
+import type {
+  Problem,
+  ProblemResult,
+  Runner,
+  Skill,
+  SkillModel,
+  SkillResult,
+  Split,
+} from "./types.ts";
+
+export interface EvaluateOptions {
+  /** Graders running at once (default 2 × CPU cores). */
+  concurrency?: number;
+  /** Run model output without a sandbox when none works (dangerous; default false). */
+  unsafe?: boolean;
+  /** Score the references' likelihood too (default true). */
+  likelihood?: boolean;
+  /** Use this runner instead of the sandbox (remote executors, tests). */
+  runner?: Runner;
+  /** The sandbox probe (default: checkSandbox). */
+  check?: RunnerOptions["check"];
+  /** At most this many problems per skill, from the start of the split. */
+  limit?: number;
+}
+
+interface Job {
+  skill: Skill;
+  problem: Problem;
+  prompt: string;
+}
+
+export async function evaluateSkills(
+  model: SkillModel,
+  skills: Skill[],
+  split: Split,
+  opts: EvaluateOptions = {},
+): Promise<Record<string, SkillResult>> {
+  const names = new Set<string>();
+  for (const s of skills) {
+    if (names.has(s.name))
+      throw new Error(`two skills are named "${s.name}"; names must be unique`);
+    names.add(s.name);
+  }
+  const concurrency = opts.concurrency ?? defaultConcurrency();
+  if (opts.limit !== undefined && !(Number.isInteger(opts.limit) && opts.limit >= 0)) {
+    throw new Error(`limit must be a non-negative integer, got ${opts.limit}`);
+  }
+  // Fail before the expensive generation when answers could not be graded safely.
+  const run = opts.runner ?? (await resolveRunner({ unsafe: opts.unsafe, check: opts.check }));
+
+  const jobs: Job[] = [];
+  for (const skill of skills) {
+    const ps = skill.problems(split);
+    for (const problem of opts.limit === undefined ? ps : ps.slice(0, opts.limit)) {
+      jobs.push({ skill, problem, prompt: skill.format(problem) });
+    }
+  }
+
+  const generations = await model.generate(
+    jobs.map((j) => ({ prompt: j.prompt, maxTokens: j.skill.maxTokens, stop: j.skill.stop })),
+  );
+  if (generations.length !== jobs.length) {
+    throw new Error(
+      `the model returned ${generations.length} generations for ${jobs.length} prompts`,
+    );
+  }
+
+  const scored = opts.likelihood === false ? [] : jobs.filter((j) => j.problem.reference !== "");
+  const likelihoods = scored.length
+    ? model.score(
+        scored.map((j) => ({
+          prompt: j.prompt,
+          continuation: j.problem.reference + j.skill.terminator,
+        })),
+      )
+    : Promise.resolve([]);
+
+  const grades = mapLimit(jobs, concurrency, async (j, i) => {
+    const output = extractAnswer(generations[i].text, j.skill.stop);
+    const g = await j.skill.grade(j.problem, output, { run });
+    return { id: j.problem.id, prompt: j.prompt, output, pass: g.pass, reason: g.reason };
+  });
+  const [details, scores] = await Promise.all([grades, likelihoods]);
+
+  const out: Record<string, SkillResult> = {};
+  for (const skill of skills) {
+    const mine: ProblemResult[] = details.filter((_, i) => jobs[i].skill === skill);
+    let sum = 0;
+    let count = 0;
+    scored.forEach((j, i) => {
+      if (j.skill !== skill) return;
+      for (const lp of scores[i].logprobs) sum += lp;
+      count += scores[i].logprobs.length;
+    });
+    out[skill.name] = {
+      score: mine.length ? mine.filter((d) => d.pass).length / mine.length : 0,
+      meanLogLikelihood: count ? sum / count : Number.NaN,
+      details: mine,
+    };
+  }
+  return out;
+}

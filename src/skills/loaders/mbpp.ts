@@ -1,0 +1,126 @@
+/**
+ * MBPP (google-research/mbpp: task_id, text, code, test_list, test_setup_code) and EvalPlus
+ * MBPP+ (task_id, prompt, canonical_solution | code, test | assertion, entry_point,
+ * test_imports) as a skill, graded by running the tests with python3 in the sandbox.
+ */
+import { gradePython } from "../code/harness.ts";
+import { extractAnswer } from "../text.ts";
+import type { Problem, Skill, Split } from "../types.ts";
+import { DataError, Fields, type SourceRecord } from "./records.ts";
+import { loadSplits, type SplitSources } from "./splits.ts";
+
+export interface MbppProblem extends Problem {
+  taskId: string;
+  tests: string[];
+  setup: string;
+  imports: string[];
+  /** A whole test script (EvalPlus `test`), run after the asserts. */
+  check: string;
+  entry?: string;
+}
+
+/** MBPP's published split by task id: 11-510 test, 511-600 validation (our opt), 601-974 train. */
+export function mbppSplitOf(rec: SourceRecord): Split | null {
+  const raw = rec.value.task_id;
+  const id = typeof raw === "number" ? raw : Number(String(raw).replace(/^\D*\//, ""));
+  if (id >= 11 && id <= 510) return "test";
+  if (id >= 511 && id <= 600) return "opt";
+  if (id >= 601 && id <= 974) return "train";
+  return null;
+}
+
+export function parseMbppRecord(rec: SourceRecord, id: string, split: Split): MbppProblem {
+  const f = new Fields(rec);
+  const rawId = f.raw("task_id");
+  if (typeof rawId !== "number" && typeof rawId !== "string") {
+    f.fail("task_id", rawId === undefined ? "is missing" : "must be a number or a string");
+  }
+  const instruction = f.string(f.oneOf(["text", "prompt"]));
+  const reference = f.has("code") ? f.string("code") : (f.optString("canonical_solution") ?? "");
+  const testField = f.oneOf(["test_list", "test", "assertion"]);
+  let tests: string[] = [];
+  let check = "";
+  if (testField === "test_list") {
+    tests = f.stringArray("test_list");
+    if (tests.length === 0) f.fail("test_list", "is empty: a problem needs at least one test");
+  } else if (testField === "assertion") {
+    tests = [f.string("assertion")];
+  } else {
+    check = f.string("test");
+  }
+  for (const [i, t] of tests.entries()) {
+    if (!/\bassert\b/.test(t)) {
+      f.fail(testField, `item ${i} is not an assert statement: ${t.slice(0, 60)}`);
+    }
+  }
+  const entry = f.optString("entry_point");
+  if (check && !entry && !/^check\(/m.test(check) && /def check\(/.test(check)) {
+    f.fail(
+      "entry_point",
+      "is missing: the test script defines check(candidate) but never calls it",
+    );
+  }
+  const imports = f.has("test_imports") ? f.stringArray("test_imports") : [];
+  const setup = f.optString("test_setup_code") ?? "";
+  return {
+    id,
+    split,
+    template: "mbpp",
+    key: `mbpp:${rawId as string | number}`,
+    taskId: String(rawId),
+    instruction,
+    reference,
+    tests,
+    setup,
+    imports,
+    check,
+    entry,
+  };
+}
+
+/** The MBPP paper's prompt: the task, the tests, then the solution between [BEGIN] and [DONE]. */
+export function mbppPrompt(p: MbppProblem): string {
+  const tests = p.tests.length ? `${p.tests.join("\n")}\n` : "";
+  return (
+    `You are an expert Python programmer, and here is your task: ${p.instruction.trim()} ` +
+    `Your code should pass these tests:\n\n${tests}[BEGIN]\n`
+  );
+}
+
+export interface MbppOptions {
+  name?: string;
+  maxTokens?: number;
+  format?: (p: MbppProblem) => string;
+}
+
+export function loadMbppSkill(sources: SplitSources, opts: MbppOptions = {}): Skill<MbppProblem> {
+  const problems = loadSplits("mbpp", sources, parseMbppRecord);
+  const stop = ["[DONE]"];
+  return {
+    name: opts.name ?? "code",
+    problems,
+    format: opts.format ?? mbppPrompt,
+    stop,
+    terminator: "\n[DONE]",
+    maxTokens: opts.maxTokens ?? 512,
+    grade: (p, output, ctx) => {
+      const code = stripFence(extractAnswer(output, stop));
+      if (code === "") return Promise.resolve({ pass: false, reason: "empty answer" });
+      return gradePython(ctx.run, code, {
+        entry: p.entry,
+        tests: p.tests,
+        imports: p.imports,
+        setup: p.setup,
+        check: p.check,
+      });
+    },
+  };
+}
+
+/** Removes a Markdown code fence around the code, which chat models often add. */
+export function stripFence(s: string): string {
+  const m = /^```[a-zA-Z]*\n([\s\S]*?)\n?```\s*$/.exec(s.trim());
+  return m ? m[1] : s;
+}
+
+export { DataError };

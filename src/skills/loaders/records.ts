@@ -1,0 +1,172 @@
+/**
+ * Reading data-set files into records that know where they came from, so that every error
+ * names the file, the line and the field.
+ */
+import { readFileSync } from "node:fs";
+
+export interface SourceRecord {
+  file: string;
+  line: number;
+  /** Position in the file (0-based). */
+  index: number;
+  value: Record<string, unknown>;
+}
+
+export class DataError extends Error {
+  override name = "DataError";
+}
+
+function lineAt(text: string, offset: number): number {
+  let line = 1;
+  for (let i = 0; i < offset && i < text.length; i++) if (text.charCodeAt(i) === 10) line++;
+  return line;
+}
+
+/** Start offsets of the top-level elements of a JSON array (strings and nesting respected). */
+function elementOffsets(text: string): number[] {
+  const out: number[] = [];
+  let depth = 0;
+  let inString = false;
+  let expectElement = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === "\\") i++;
+      else if (c === '"') inString = false;
+      continue;
+    }
+    if (expectElement && !/\s/.test(c) && c !== "]") {
+      out.push(i);
+      expectElement = false;
+    }
+    if (c === '"') inString = true;
+    else if (c === "[" || c === "{") {
+      depth++;
+      if (depth === 1 && c === "[") expectElement = true;
+    } else if (c === "]" || c === "}") depth--;
+    else if (c === "," && depth === 1) expectElement = true;
+  }
+  return out;
+}
+
+function parseError(file: string, text: string, e: unknown, baseLine = 1): DataError {
+  const msg = (e as Error).message;
+  const pos = /position (\d+)/.exec(msg);
+  const line = pos ? baseLine + lineAt(text, Number(pos[1])) - 1 : baseLine;
+  return new DataError(`${file}:${line}: not valid JSON (${msg})`);
+}
+
+function asObject(file: string, line: number, v: unknown): Record<string, unknown> {
+  if (v === null || typeof v !== "object" || Array.isArray(v)) {
+    throw new DataError(
+      `${file}:${line}: expected a JSON object, got ${Array.isArray(v) ? "an array" : typeof v}`,
+    );
+  }
+  return v as Record<string, unknown>;
+}
+
+/** Parses JSONL (one object per line) or a JSON array / single object, by content. */
+export function parseRecords(text: string, file: string): SourceRecord[] {
+  const trimmed = text.trimStart();
+  if (trimmed.startsWith("[") || (trimmed.startsWith("{") && !file.endsWith(".jsonl"))) {
+    let data: unknown;
+    try {
+      data = JSON.parse(text);
+    } catch (e) {
+      // A JSONL file whose name does not say so: fall through to line-by-line parsing.
+      if (trimmed.startsWith("[")) throw parseError(file, text, e);
+      return parseLines(text, file);
+    }
+    if (!Array.isArray(data)) return [{ file, line: 1, index: 0, value: asObject(file, 1, data) }];
+    const offsets = elementOffsets(text);
+    return data.map((v, i) => {
+      const line = lineAt(text, offsets[i] ?? 0);
+      return { file, line, index: i, value: asObject(file, line, v) };
+    });
+  }
+  return parseLines(text, file);
+}
+
+function parseLines(text: string, file: string): SourceRecord[] {
+  const out: SourceRecord[] = [];
+  text.split("\n").forEach((raw, i) => {
+    if (raw.trim() === "") return;
+    let v: unknown;
+    try {
+      v = JSON.parse(raw);
+    } catch (e) {
+      throw new DataError(`${file}:${i + 1}: not valid JSON (${(e as Error).message})`);
+    }
+    out.push({ file, line: i + 1, index: out.length, value: asObject(file, i + 1, v) });
+  });
+  return out;
+}
+
+export function readRecords(file: string): SourceRecord[] {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new DataError(`cannot read ${file}: ${(e as Error).message}`);
+  }
+  const recs = parseRecords(text, file);
+  if (recs.length === 0) throw new DataError(`${file}: no records found`);
+  return recs;
+}
+
+/** Field accessors that fail with "file:line: field "x" ...". */
+export class Fields {
+  constructor(private readonly rec: SourceRecord) {}
+
+  fail(field: string, what: string): never {
+    throw new DataError(`${this.rec.file}:${this.rec.line}: field "${field}" ${what}`);
+  }
+
+  has(field: string): boolean {
+    return this.rec.value[field] !== undefined && this.rec.value[field] !== null;
+  }
+
+  raw(field: string): unknown {
+    return this.rec.value[field];
+  }
+
+  string(field: string): string {
+    const v = this.rec.value[field];
+    if (typeof v !== "string")
+      this.fail(field, v === undefined ? "is missing" : `must be a string, got ${typeof v}`);
+    return v;
+  }
+
+  optString(field: string): string | undefined {
+    return this.has(field) ? this.string(field) : undefined;
+  }
+
+  /** The first present field of several alternative names. */
+  oneOf(fields: string[]): string {
+    for (const f of fields) if (this.has(f)) return f;
+    throw new DataError(
+      `${this.rec.file}:${this.rec.line}: needs one of the fields ${fields.map((f) => `"${f}"`).join(", ")}`,
+    );
+  }
+
+  stringArray(field: string): string[] {
+    const v = this.rec.value[field];
+    if (!Array.isArray(v) || !v.every((x) => typeof x === "string")) {
+      this.fail(field, v === undefined ? "is missing" : "must be an array of strings");
+    }
+    return v as string[];
+  }
+
+  object(field: string): Record<string, unknown> {
+    const v = this.rec.value[field];
+    if (v === null || typeof v !== "object" || Array.isArray(v)) {
+      this.fail(field, v === undefined ? "is missing" : "must be an object");
+    }
+    return v as Record<string, unknown>;
+  }
+
+  /** An error message prefix for nested problems, e.g. `file:3: field "table.rows"`. */
+  where(field: string): string {
+    return `${this.rec.file}:${this.rec.line}: field "${field}"`;
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * The skill interface: a set of problems in disjoint splits, a prompt format, and a grader
+ * that really executes what the model wrote (in the sandbox).
+ */
+import type { EngineModel } from "../engine/types.ts";
+import type { SandboxOptions, SandboxResult } from "./sandbox/index.ts";
+
+export const SPLITS = ["pretrain", "train", "opt", "test"] as const;
+
+/**
+ * `pretrain`: skill data a base model may see; `train`: expert fine-tuning; `opt`: the
+ * split CycleQD optimises on; `test`: held out, only for final tables. Pairwise disjoint.
+ */
+export type Split = (typeof SPLITS)[number];
+
+export interface Problem {
+  /** Unique within a skill, e.g. "code/opt/0007". */
+  id: string;
+  split: Split;
+  /** Template id (for loaded data sets: the source's type or task id). */
+  template: string;
+  /** Canonical identity of (template, values): never shared by two splits. */
+  key: string;
+  /** The request in English, as shown to the model inside the prompt. */
+  instruction: string;
+  /** One correct answer, without the terminator; "" when the source has none. */
+  reference: string;
+}
+
+export interface Grade {
+  pass: boolean;
+  /** "ok" on a pass, otherwise what went wrong, e.g. "syntax error". */
+  reason: string;
+}
+
+/** Runs one command in a fresh, isolated working directory (the sandbox, or not). */
+export type Runner = (req: SandboxOptions) => Promise<SandboxResult>;
+
+export interface GradeContext {
+  run: Runner;
+}
+
+export interface Skill<P extends Problem = Problem> {
+  name: string;
+  /** The problems of one split, generated (or loaded) once and cached. */
+  problems(split: Split): P[];
+  /** The full prompt for a problem; the model's answer follows it directly. */
+  format(problem: P): string;
+  /** Generation stops at the first of these; they are not part of the answer. */
+  stop: string[];
+  /** Appended to the reference when its likelihood is scored (the answer's end marker). */
+  terminator: string;
+  maxTokens: number;
+  /** Executes the answer and judges it. Never throws for a bad answer. */
+  grade(problem: P, output: string, ctx: GradeContext): Promise<Grade>;
+}
+
+/** What skills need of a model: batched greedy generation and likelihood scoring. */
+export type SkillModel = Pick<EngineModel, "generate" | "score">;
+
+export interface ProblemResult {
+  id: string;
+  prompt: string;
+  output: string;
+  pass: boolean;
+  reason: string;
+}
+
+export interface SkillResult {
+  /** Pass rate in [0, 1]. */
+  score: number;
+  /** Mean per-token log-likelihood of the reference answers (NaN when not scored). */
+  meanLogLikelihood: number;
+  details: ProblemResult[];
+}
