@@ -1,0 +1,138 @@
+/**
+ * Genome → weights: θ = θ₀ + τ with τ rebuilt from the seed factors (genome.ts gives the
+ * formula). Tensors are produced one at a time as TensorToWrite thunks, so a writer streams
+ * a whole model while memory holds one tensor and its factors.
+ */
+import type { FloatDType } from "../tensors/dtype.ts";
+import { type GgufReader, type GgufValue, writeGguf } from "../tensors/gguf.ts";
+import type { TensorReader, TensorToWrite } from "../tensors/types.ts";
+import type { SeedFactors } from "./factors.ts";
+import { checkGenome, type Genome, matrixCoefficients } from "./genome.ts";
+import { addLowRank, type LowRankOptions, type LowRankTerm } from "./lowrank.ts";
+import { noiseField } from "./noise.ts";
+
+export interface MaterialiseOptions extends LowRankOptions {
+  /**
+   * Storage type of the 2-D tensors; default: each tensor keeps the base's type (F32 where
+   * the base's type cannot be written). Other tensors always keep the base's type.
+   */
+  dtype?: FloatDType;
+}
+
+/** τ of one tensor (row-major, float64) for `genome`. */
+export async function taskVector(
+  genome: Genome,
+  factors: SeedFactors,
+  name: string,
+  opts: LowRankOptions = {},
+): Promise<Float64Array> {
+  checkGenome("taskVector", genome, factors.layout);
+  const f = await factors.get(name);
+  const K = factors.seeds;
+  let out: Float64Array;
+  if (f.kind === "vector") {
+    out = new Float64Array(f.tau[0].length);
+    for (let k = 0; k < K; k++) axpy(genome.a[k], f.tau[k], out);
+  } else {
+    out = new Float64Array(f.rows * f.cols);
+    const c = matrixCoefficients(genome, factors.layout, name);
+    const terms: LowRankTerm[] = [];
+    for (let k = 0; k < K; k++) {
+      const e = f.residual[k];
+      if (e) axpy(genome.a[k], e, out);
+      const ck = c.subarray(k * f.rank, (k + 1) * f.rank);
+      const w = Float64Array.from(ck, (x, i) => x * f.s[k][i]);
+      terms.push({ u: f.u[k], v: f.v[k], w, rank: f.rank });
+    }
+    await addLowRank(out, terms, f.rows, f.cols, opts);
+  }
+  for (const t of genome.noise) {
+    const z = noiseField(t.seed, name, out.length);
+    const scale = t.weight * t.sigma;
+    for (let i = 0; i < out.length; i++) out[i] += scale * z[i];
+  }
+  return out;
+}
+
+function axpy(alpha: number, x: ArrayLike<number>, y: Float64Array): void {
+  if (alpha === 0) return;
+  for (let i = 0; i < y.length; i++) y[i] += alpha * x[i];
+}
+
+const WRITABLE: readonly string[] = ["F32", "F16", "BF16"];
+
+/**
+ * The merged model's tensors in the base's order, each a thunk that reads θ₀, rebuilds τ
+ * and returns θ₀ + τ as float32.
+ */
+export function materialiseTensors(
+  genome: Genome,
+  base: TensorReader,
+  factors: SeedFactors,
+  opts: MaterialiseOptions = {},
+): TensorToWrite[] {
+  checkGenome("materialise", genome, factors.layout);
+  if (opts.dtype !== undefined && !WRITABLE.includes(opts.dtype)) {
+    throw new Error(`materialise: dtype must be F32, F16 or BF16, got ${String(opts.dtype)}`);
+  }
+  if (base.tensors.length !== factors.tensors.length) {
+    throw new Error(
+      `materialise: the base has ${base.tensors.length} tensors but the factors cover ${factors.tensors.length}; they were computed for another base`,
+    );
+  }
+  return base.tensors.map((t) => {
+    const fi = factors.info(t.name);
+    if (fi.shape.join(",") !== t.shape.join(",")) {
+      throw new Error(
+        `materialise: tensor "${t.name}" is [${t.shape.join(", ")}] in the base but [${fi.shape.join(", ")}] in the factors`,
+      );
+    }
+    const own: FloatDType = WRITABLE.includes(t.dtype) ? (t.dtype as FloatDType) : "F32";
+    const dtype = t.shape.length === 2 ? (opts.dtype ?? own) : own;
+    return {
+      name: t.name,
+      dtype,
+      shape: [...t.shape],
+      data: async () => {
+        const theta = await base.read(t.name);
+        const tau = await taskVector(genome, factors, t.name, opts);
+        const out = new Float32Array(theta.length);
+        for (let i = 0; i < out.length; i++) out[i] = theta[i] + tau[i];
+        return out;
+      },
+    };
+  });
+}
+
+/** llama.cpp's general.file_type for an all-`dtype` model. */
+const FILE_TYPE: Record<FloatDType, number> = { F32: 0, F16: 1, BF16: 32 };
+
+export interface MaterialiseGgufOptions extends MaterialiseOptions {
+  /** Metadata keys to set or replace (e.g. general.name); all others are the base's. */
+  metadata?: Record<string, GgufValue>;
+}
+
+/**
+ * Writes the genome's model as GGUF: the base's metadata (every key), then θ₀ + τ for each
+ * tensor in the base's order and types.
+ */
+export async function materialiseGguf(
+  outPath: string,
+  genome: Genome,
+  base: GgufReader,
+  factors: SeedFactors,
+  opts: MaterialiseGgufOptions = {},
+): Promise<void> {
+  if (base?.format !== "gguf" || !(base.metadata instanceof Map)) {
+    throw new Error(
+      "materialiseGguf: the base must be a GGUF reader (openGguf); for safetensors use materialiseTensors",
+    );
+  }
+  const tensors = materialiseTensors(genome, base, factors, opts);
+  const metadata = new Map(base.metadata);
+  if (opts.dtype && metadata.has("general.file_type")) {
+    metadata.set("general.file_type", { type: "uint32", value: FILE_TYPE[opts.dtype] });
+  }
+  for (const [k, v] of Object.entries(opts.metadata ?? {})) metadata.set(k, v);
+  await writeGguf(outPath, metadata, tensors);
+}
