@@ -2,8 +2,9 @@ import { type Command, formatHelp, parseCommandArgs, UsageError } from "./comman
 import { demo } from "./commands/demo.ts";
 import { doctor } from "./commands/doctor.ts";
 import { inspect } from "./commands/inspect.ts";
+import { merge } from "./commands/merge.ts";
 
-const commands: Command[] = [demo, inspect, doctor];
+const commands: Command[] = [demo, merge, inspect, doctor];
 
 function mainHelp(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

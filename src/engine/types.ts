@@ -1,0 +1,107 @@
+/**
+ * The inference interface. Everything that runs a model (in-process llama.cpp today; an
+ * out-of-process worker or a remote OpenAI-compatible server later) implements `Engine`, so
+ * evaluation code never depends on where the model runs.
+ *
+ * Lifetimes are explicit: an engine owns its loaded models, a model owns its context and
+ * sequences, and both must be disposed. Batching is explicit too: one `generate` or `score`
+ * call hands over many requests, and the engine decides how to run them side by side.
+ */
+
+export type EngineBackend = "CPU" | "CUDA" | "Vulkan" | "Metal";
+
+export interface EngineInfo {
+  backend: EngineBackend;
+  /** CPU threads each evaluation uses. */
+  threads: number;
+  /** Default number of sequences run side by side per model. */
+  parallel: number;
+  /** Human-readable name of the implementation, e.g. "node-llama-cpp 3.21.1 (llama.cpp b1234)". */
+  implementation: string;
+}
+
+export interface LoadModelOptions {
+  /**
+   * Tokens per sequence (prompt plus generated text). Defaults to the engine's setting, or the
+   * model's training context length capped at 2048. llama.cpp may round it up (the model's
+   * `contextSize` says what was granted).
+   */
+  contextSize?: number;
+  /** Sequences run side by side; defaults to the engine's setting. */
+  parallel?: number;
+}
+
+export interface Engine {
+  /** Loads a GGUF file. Throws a message naming the path when the file is missing or unusable. */
+  loadModel(path: string, opts?: LoadModelOptions): Promise<EngineModel>;
+  info(): EngineInfo;
+  /** Disposes every model still loaded, then the engine itself. */
+  dispose(): Promise<void>;
+}
+
+/** One completion to generate by greedy decoding. */
+export interface GenerateRequest {
+  /** Text after the BOS token (BOS is prepended when the model's `add_bos_token` says so). */
+  prompt: string;
+  /** Most tokens to generate (a positive integer). */
+  maxTokens: number;
+  /** Generation ends at the first occurrence of any of these strings in the generated text. */
+  stop?: string[];
+}
+
+export type FinishReason = "stop" | "eos" | "length";
+
+export interface GenerateResult {
+  /** Generated text, cut before the stop string; never contains the EOS token. */
+  text: string;
+  /** Tokens the model generated, counting the EOS or stop-completing token. */
+  tokens: number;
+  /**
+   * Why generation ended: a stop string, the end-of-generation token, or the token budget
+   * (`maxTokens`, or the context filling up first).
+   */
+  finish: FinishReason;
+}
+
+export interface GenerateOptions {
+  /** Most requests run side by side; capped by the model's `parallel`. */
+  parallel?: number;
+}
+
+/** Log-likelihood of `continuation` following `prompt` (BOS handled as in `generate`). */
+export interface ScoreRequest {
+  prompt: string;
+  /**
+   * Non-empty. Its tokens are those it gets when prompt + continuation is tokenized as one
+   * text, or, where that tokenization does not start with the prompt's own tokens, those of
+   * the continuation tokenized alone.
+   */
+  continuation: string;
+}
+
+export interface ScoreResult {
+  /** Natural-log probability of each continuation token given everything before it. */
+  logprobs: number[];
+  /** Sum of `logprobs`: the continuation's total log-likelihood. */
+  sum: number;
+  /** Mean of `logprobs`. */
+  mean: number;
+  /** True when every continuation token was the model's most likely next token. */
+  greedy: boolean;
+}
+
+export interface EngineModel {
+  readonly path: string;
+  /** Tokens each sequence can hold. */
+  readonly contextSize: number;
+  /** Sequences available for side-by-side work. */
+  readonly parallel: number;
+  /** Results come back in request order. */
+  generate(requests: GenerateRequest[], opts?: GenerateOptions): Promise<GenerateResult[]>;
+  score(requests: ScoreRequest[]): Promise<ScoreResult[]>;
+  /** Text to token ids, without BOS; special-token text is not parsed. */
+  tokenize(text: string): number[];
+  /** Token ids to text; control tokens spell nothing. */
+  detokenize(tokens: readonly number[]): string;
+  dispose(): Promise<void>;
+}

@@ -1,0 +1,145 @@
+/**
+ * Streaming merge: for each tensor, read the base and the experts, form the task vectors,
+ * merge, and hand the result to a writer as a thunk. Memory holds one tensor of each model at
+ * a time, never a whole model.
+ */
+import { resolve, sep } from "node:path";
+import type { FloatDType } from "../tensors/dtype.ts";
+import type { TensorReader, TensorToWrite } from "../tensors/types.ts";
+import { openMergeInputs } from "./inputs.ts";
+import {
+  type MergeMethod,
+  type MergeMethodName,
+  type MergeParams,
+  mergeMethod,
+} from "./methods.ts";
+import { writeMergedModel } from "./output.ts";
+import { type MergeParamsInput, resolveParams } from "./params.ts";
+import { keptByDensity } from "./sparsify.ts";
+
+const WRITABLE: readonly string[] = ["F32", "F16", "BF16"];
+
+export interface MergedTensorsOptions {
+  /**
+   * Storage type of every tensor with two or more dimensions; default each tensor keeps the
+   * base's type (F32 where the base's type cannot be written). 1-D tensors (norm weights)
+   * always keep the base's type, as llama.cpp expects F32 norms.
+   */
+  dtype?: FloatDType;
+}
+
+/** The storage type of a merged tensor (see MergedTensorsOptions.dtype). */
+export function outputDtype(baseDtype: string, shape: readonly number[], dtype?: FloatDType) {
+  const own: FloatDType = WRITABLE.includes(baseDtype) ? (baseDtype as FloatDType) : "F32";
+  return shape.length >= 2 && dtype !== undefined ? dtype : own;
+}
+
+/**
+ * The merged model's tensors in the base's order, each a thunk that reads that tensor from
+ * the base and every expert and merges it. Inputs must already be checked (openMergeInputs).
+ */
+export function mergedTensors(
+  method: MergeMethod,
+  base: TensorReader,
+  experts: readonly TensorReader[],
+  params: MergeParams,
+  opts: MergedTensorsOptions = {},
+): TensorToWrite[] {
+  if (opts.dtype !== undefined && !WRITABLE.includes(opts.dtype)) {
+    throw new Error(`merge: dtype must be F32, F16 or BF16, got ${String(opts.dtype)}`);
+  }
+  if (method.params.includes("density")) checkDensityKeepsSomething(base, params.density);
+  return base.tensors.map((t) => ({
+    name: t.name,
+    dtype: outputDtype(t.dtype, t.shape, opts.dtype),
+    shape: [...t.shape],
+    data: async () => {
+      const theta0 = finite(base, t.name, await base.read(t.name));
+      const tau: Float32Array[] = [];
+      for (const e of experts) {
+        // Each expert's array becomes its task vector in place: no second copy.
+        const theta = finite(e, t.name, await e.read(t.name));
+        for (let i = 0; i < theta.length; i++) theta[i] -= theta0[i];
+        tau.push(theta);
+      }
+      return method.merge({ name: t.name, base: theta0, tau }, params);
+    },
+  }));
+}
+
+/** A NaN or infinity in a model is corruption; merging it would spread it silently. */
+function finite(r: TensorReader, name: string, data: Float32Array): Float32Array {
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i])) {
+      throw new Error(
+        `${r.path}: tensor "${name}" holds ${data[i]} at index ${i}; the model is corrupt or overflowed, so it cannot be merged`,
+      );
+    }
+  }
+  return data;
+}
+
+/** TIES keeps ⌊density·n⌋ entries per tensor: fail before writing if that is 0 anywhere. */
+function checkDensityKeepsSomething(base: TensorReader, density: number): void {
+  for (const t of base.tensors) {
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    if (n > 0 && keptByDensity(n, density) === 0) {
+      throw new Error(
+        `merge: density ${density} keeps no entry of tensor "${t.name}" (${n} values); use a density of at least ${1 / n}`,
+      );
+    }
+  }
+}
+
+export interface MergeModelsOptions extends MergeParamsInput {
+  method: MergeMethodName;
+  /** GGUF file, or a safetensors file / Hugging Face folder. */
+  base: string;
+  experts: readonly string[];
+  /** A .gguf file, or a folder for safetensors output. */
+  out: string;
+  dtype?: FloatDType;
+  /** Default: the base's format. GGUF output needs a GGUF base. */
+  format?: "gguf" | "safetensors";
+}
+
+export interface MergeSummary {
+  method: MergeMethodName;
+  params: MergeParams;
+  format: "gguf" | "safetensors";
+  /** Files written (for safetensors, the weights and any copied config files). */
+  files: string[];
+  tensors: number;
+}
+
+/** Merges a base and its experts from files into `out`. */
+export async function mergeModels(opts: MergeModelsOptions): Promise<MergeSummary> {
+  const method = mergeMethod(opts.method);
+  const params = resolveParams(method, opts, opts.experts?.length ?? 0);
+  if (opts.format !== undefined && opts.format !== "gguf" && opts.format !== "safetensors") {
+    throw new Error(`merge: format must be gguf or safetensors, got ${String(opts.format)}`);
+  }
+  if (typeof opts.out !== "string" || opts.out === "") {
+    throw new Error("merge: give the output path (out)");
+  }
+  const out = resolve(opts.out);
+  for (const p of [opts.base, ...(opts.experts ?? [])]) {
+    // A safetensors output folder holding an input would overwrite it.
+    if (resolve(p) === out || resolve(p).startsWith(out + sep)) {
+      throw new Error(
+        `merge: the output ${opts.out} is or holds the input ${p}; write somewhere else`,
+      );
+    }
+  }
+  const inputs = await openMergeInputs(opts.base, opts.experts);
+  try {
+    const format = opts.format ?? inputs.base.format;
+    const tensors = mergedTensors(method, inputs.base, inputs.experts, params, {
+      dtype: opts.dtype,
+    });
+    const files = await writeMergedModel(opts.out, format, inputs, tensors, opts.dtype);
+    return { method: method.name, params, format, files, tensors: tensors.length };
+  } finally {
+    await inputs.close();
+  }
+}

@@ -1,0 +1,59 @@
+/** Plain-loop GEMMs with float64 accumulation, so the llm tests need no native backend. */
+import type { GemmOptions } from "../src/linalg/gemm.ts";
+import type { BatchedGemm } from "../src/llm/attention.ts";
+
+function product(
+  a: Float32Array,
+  b: Float32Array,
+  m: number,
+  k: number,
+  n: number,
+  opts: GemmOptions,
+  c: Float32Array,
+): void {
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let p = 0; p < k; p++) {
+        const av = opts.transA ? a[p * m + i] : a[i * k + p];
+        const bv = opts.transB ? b[j * k + p] : b[p * n + j];
+        s += av * bv;
+      }
+      c[i * n + j] = s;
+    }
+  }
+}
+
+/** A GEMM with a batched product, to exercise the one-call attention path. */
+export function naiveGemm(): BatchedGemm {
+  return {
+    name: "naive",
+    async matmul(a, b, m, k, n, opts = {}) {
+      const c = new Float32Array(m * n);
+      product(a, b, m, k, n, opts, c);
+      return c;
+    },
+    async matmulBatched(a, b, batch, m, k, n, opts = {}) {
+      const c = new Float32Array(batch * m * n);
+      for (let i = 0; i < batch; i++) {
+        product(
+          a.subarray(i * m * k, (i + 1) * m * k),
+          b.subarray(i * k * n, (i + 1) * k * n),
+          m,
+          k,
+          n,
+          opts,
+          c.subarray(i * m * n, (i + 1) * m * n),
+        );
+      }
+      return c;
+    },
+    async dispose() {},
+  };
+}
+
+/** The same GEMM without the batched product: attention then goes block by block. */
+export function naiveGemmUnbatched() {
+  const { name, matmul, dispose } = naiveGemm();
+  return { name, matmul, dispose };
+}
