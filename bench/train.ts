@@ -5,7 +5,7 @@
 import { availableParallelism, loadavg } from "node:os";
 import type { Gemm, GemmOptions } from "../src/linalg/gemm.ts";
 import { createGemm } from "../src/linalg/index.ts";
-import { attentionBackward, attentionForward, type BatchedGemm } from "../src/llm/attention.ts";
+import { attentionBackward, attentionForward } from "../src/llm/attention.ts";
 import { lossAndGradients } from "../src/llm/backward.ts";
 import { sampleStreamBatch } from "../src/llm/batches.ts";
 import { kvDim, type LlamaConfig, TINY_CONFIG } from "../src/llm/config.ts";
@@ -42,47 +42,30 @@ export interface TrainingBenchResult {
 function timedGemm(inner: Gemm): Gemm & { busyMs: number } {
   let inFlight = 0;
   let since = 0;
+  const timed = async <T>(f: () => Promise<T>): Promise<T> => {
+    if (inFlight++ === 0) since = performance.now();
+    try {
+      return await f();
+    } finally {
+      if (--inFlight === 0) wrapper.busyMs += performance.now() - since;
+    }
+  };
   const wrapper = {
     name: inner.name,
     busyMs: 0,
     dispose: () => inner.dispose(),
-    async matmul(
+    matmul: (a: Float32Array, b: Float32Array, m: number, k: number, n: number, o?: GemmOptions) =>
+      timed(() => inner.matmul(a, b, m, k, n, o)),
+    matmulBatched: (
       a: Float32Array,
       b: Float32Array,
+      bt: number,
       m: number,
       k: number,
       n: number,
       o?: GemmOptions,
-    ) {
-      if (inFlight++ === 0) since = performance.now();
-      try {
-        return await inner.matmul(a, b, m, k, n, o);
-      } finally {
-        if (--inFlight === 0) wrapper.busyMs += performance.now() - since;
-      }
-    },
+    ) => timed(() => inner.matmulBatched(a, b, bt, m, k, n, o)),
   };
-  const batched = (inner as Partial<BatchedGemm>).matmulBatched;
-  if (batched) {
-    Object.assign(wrapper, {
-      async matmulBatched(
-        a: Float32Array,
-        b: Float32Array,
-        bt: number,
-        m: number,
-        k: number,
-        n: number,
-        o?: GemmOptions,
-      ) {
-        if (inFlight++ === 0) since = performance.now();
-        try {
-          return await batched.call(inner, a, b, bt, m, k, n, o);
-        } finally {
-          if (--inFlight === 0) wrapper.busyMs += performance.now() - since;
-        }
-      },
-    });
-  }
   return wrapper;
 }
 

@@ -143,6 +143,16 @@ const SHAPES: [number, number, number][] = [
   [5, 3, 600], // n beyond one packed column block
   [1, 64, 1],
 ];
+/** [batch, m, k, n] for matmulBatched: batch 1 and several, odd sizes, the degenerate 1s. */
+const BATCHED_SHAPES = [
+  [1, 1, 1, 1],
+  [1, 17, 65, 33],
+  [3, 1, 7, 1],
+  [5, 3, 5, 7],
+  [4, 9, 1, 11],
+  [7, 13, 6, 2],
+  [2, 4, 300, 5],
+];
 const TRANS = [
   [false, false],
   [true, false],
@@ -209,6 +219,90 @@ for (const backend of ["typescript", "onnxruntime"]) {
         const ref = reference(j.a, j.b, j.m, j.k, j.n, false, false);
         for (let i = 0; i < ref.c.length; i++) assert.ok(Math.abs(out[idx][i] - ref.c[i]) < 1e-5);
       });
+    });
+
+    test("matmulBatched matches a float64 reference per block, batch 1 and several", async () => {
+      const gemm = backends[backend];
+      const rng = new Rng(14);
+      for (const [batch, m, k, n] of BATCHED_SHAPES) {
+        for (const [transA, transB] of TRANS) {
+          const a = gaussian(rng, batch * m * k);
+          const b = gaussian(rng, batch * k * n);
+          const c = await gemm.matmulBatched(a, b, batch, m, k, n, { transA, transB });
+          assert.ok(c instanceof Float32Array);
+          assert.equal(c.length, batch * m * n);
+          for (let i = 0; i < batch; i++) {
+            const ai = a.subarray(i * m * k, (i + 1) * m * k);
+            const bi = b.subarray(i * k * n, (i + 1) * k * n);
+            const ref = reference(ai, bi, m, k, n, transA, transB);
+            for (let j = 0; j < m * n; j++) {
+              const got = c[i * m * n + j];
+              const bound = 1e-6 * ref.mag[j] + 1e-30;
+              const where = `${batch}×(${m}×${k}×${n}) transA=${transA} transB=${transB} block ${i} at ${j}`;
+              assert.ok(Math.abs(got - ref.c[j]) <= bound, `${where}: ${got} vs ${ref.c[j]}`);
+            }
+          }
+        }
+      }
+    });
+
+    test("matmulBatched accepts views, leaves inputs untouched, runs beside matmul", async () => {
+      const gemm = backends[backend];
+      const rng = new Rng(15);
+      const [batch, m, k, n] = [3, 5, 4, 6];
+      const buf = gaussian(rng, 200);
+      const a = buf.subarray(7, 7 + batch * m * k);
+      const b = buf.subarray(100, 100 + batch * k * n);
+      const before = Float32Array.from(buf);
+      const [c, single] = await Promise.all([
+        gemm.matmulBatched(a, b, batch, m, k, n, { transB: false }),
+        gemm.matmul(a.subarray(0, m * k), b.subarray(0, k * n), m, k, n),
+      ]);
+      for (let i = 0; i < batch; i++) {
+        const ref = reference(
+          a.subarray(i * m * k, (i + 1) * m * k),
+          b.subarray(i * k * n, (i + 1) * k * n),
+          m,
+          k,
+          n,
+          false,
+          false,
+        );
+        for (let j = 0; j < m * n; j++) assert.ok(Math.abs(c[i * m * n + j] - ref.c[j]) < 1e-5);
+      }
+      for (let j = 0; j < m * n; j++) assert.ok(Math.abs(single[j] - c[j]) < 1e-5);
+      assert.deepEqual(buf, before);
+    });
+
+    test("matmulBatched rejects bad arguments with a clear message", async () => {
+      const gemm = backends[backend];
+      const a = new Float32Array(24);
+      const b = new Float32Array(24);
+      await assert.rejects(
+        gemm.matmulBatched(a, b, 0, 3, 4, 2),
+        /^Error: matmulBatched: batch must be a positive integer, got 0/,
+      );
+      await assert.rejects(gemm.matmulBatched(a, b, 1.5, 3, 4, 2), /batch must be a positive/);
+      await assert.rejects(gemm.matmulBatched(a, b, Number.NaN, 3, 4, 2), /batch must be/);
+      await assert.rejects(gemm.matmulBatched(a, b, 2, -3, 4, 3), /m must be a positive integer/);
+      await assert.rejects(gemm.matmulBatched(a, b, 2, 3, 0, 3), /k must be a positive integer/);
+      await assert.rejects(gemm.matmulBatched(a, b, 2, 3, 4, 2.5), /n must be a positive integer/);
+      await assert.rejects(
+        gemm.matmulBatched(a, b, 3, 3, 4, 2),
+        /matmulBatched: a has 24 elements but 3 blocks of 3×4 need 36/,
+      );
+      await assert.rejects(
+        gemm.matmulBatched(a, b, 2, 3, 4, 4, { transA: true, transB: true }),
+        /matmulBatched: b has 24 elements but 2 blocks of 4×4 \(transB\) need 32/,
+      );
+      await assert.rejects(
+        gemm.matmulBatched(a, b, 2, 3, 5, 2, { transA: true }),
+        /matmulBatched: a has 24 elements but 2 blocks of 5×3 \(transA\) need 30/,
+      );
+      await assert.rejects(
+        gemm.matmulBatched(a, new Float64Array(24) as unknown as Float32Array, 2, 3, 4, 3),
+        /matmulBatched: a and b must be Float32Arrays/,
+      );
     });
 
     test("rejects bad dimensions with a clear message", async () => {

@@ -52,8 +52,24 @@ export function naiveGemm(): BatchedGemm {
   };
 }
 
-/** The same GEMM without the batched product: attention then goes block by block. */
-export function naiveGemmUnbatched() {
+/**
+ * The same GEMM with its batched product done block by block through `matmul`, so the
+ * batched layout is checked against one product per block.
+ */
+export function naiveGemmUnbatched(): BatchedGemm {
   const { name, matmul, dispose } = naiveGemm();
-  return { name, matmul, dispose };
+  return {
+    name,
+    matmul,
+    dispose,
+    async matmulBatched(a, b, batch, m, k, n, opts = {}) {
+      const c = new Float32Array(batch * m * n);
+      for (let i = 0; i < batch; i++) {
+        const ai = a.subarray(i * m * k, (i + 1) * m * k);
+        const bi = b.subarray(i * k * n, (i + 1) * k * n);
+        c.set(await matmul(ai, bi, m, k, n, opts), i * m * n);
+      }
+      return c;
+    },
+  };
 }

@@ -5,7 +5,7 @@
  * accumulates each C tile in locals. Packing makes every inner-loop read sequential;
  * packing to float64 saves a conversion per load in the kernel (measured ~15% faster).
  */
-import { checkMatmulArgs, type Gemm, type GemmOptions } from "./gemm.ts";
+import { checkMatmulArgs, checkMatmulBatchedArgs, type Gemm, type GemmOptions } from "./gemm.ts";
 
 const MR = 4;
 const NR = 8;
@@ -22,6 +22,17 @@ export function createTsGemm(): Gemm {
     async matmul(a, b, m, k, n, opts: GemmOptions = {}) {
       checkMatmulArgs(a, b, m, k, n, opts);
       return matmulTs(a, b, m, k, n, opts.transA === true, opts.transB === true);
+    },
+    async matmulBatched(a, b, batch, m, k, n, opts: GemmOptions = {}) {
+      checkMatmulBatchedArgs(a, b, batch, m, k, n, opts);
+      const c = new Float32Array(batch * m * n);
+      for (let i = 0; i < batch; i++) {
+        const ai = a.subarray(i * m * k, (i + 1) * m * k);
+        const bi = b.subarray(i * k * n, (i + 1) * k * n);
+        const ci = matmulTs(ai, bi, m, k, n, opts.transA === true, opts.transB === true);
+        c.set(ci, i * m * n);
+      }
+      return c;
     },
     async dispose() {},
   };

@@ -4,6 +4,7 @@
  *
  * Matrices are row-major Float32Arrays. `matmul` computes C = op(A) · op(B) where
  * op(X) = Xᵀ when the matching trans flag is set; op(A) is m×k, op(B) is k×n, C is m×n.
+ * `matmulBatched` does the same for `batch` independent pairs stored back to back.
  */
 export interface GemmOptions {
   transA?: boolean;
@@ -16,6 +17,20 @@ export interface Gemm {
   matmul(
     a: Float32Array,
     b: Float32Array,
+    m: number,
+    k: number,
+    n: number,
+    opts?: GemmOptions,
+  ): Promise<Float32Array>;
+  /**
+   * C[i] = op(A[i])·op(B[i]) for i in 0..batch−1. A holds `batch` contiguous row-major
+   * blocks of m×k (k×m with transA), B of k×n (n×k with transB); C is batch×m×n, block i
+   * equal to what `matmul` returns for the pair i.
+   */
+  matmulBatched(
+    a: Float32Array,
+    b: Float32Array,
+    batch: number,
     m: number,
     k: number,
     n: number,
@@ -37,26 +52,57 @@ export function checkMatmulArgs(
   n: number,
   opts: GemmOptions = {},
 ): void {
-  for (const [name, v] of [
+  checkArgs("matmul", a, b, undefined, m, k, n, opts);
+}
+
+/** Checks the arguments of `Gemm.matmulBatched`, as `checkMatmulArgs` does for `matmul`. */
+export function checkMatmulBatchedArgs(
+  a: Float32Array,
+  b: Float32Array,
+  batch: number,
+  m: number,
+  k: number,
+  n: number,
+  opts: GemmOptions = {},
+): void {
+  checkArgs("matmulBatched", a, b, batch, m, k, n, opts);
+}
+
+function checkArgs(
+  fn: string,
+  a: Float32Array,
+  b: Float32Array,
+  batch: number | undefined,
+  m: number,
+  k: number,
+  n: number,
+  opts: GemmOptions,
+): void {
+  const dims: [string, number][] = [
     ["m", m],
     ["k", k],
     ["n", n],
-  ] as const) {
+  ];
+  if (batch !== undefined) dims.unshift(["batch", batch]);
+  for (const [name, v] of dims) {
     if (!(Number.isSafeInteger(v) && v > 0)) {
-      throw new Error(`matmul: ${name} must be a positive integer, got ${v}`);
+      throw new Error(`${fn}: ${name} must be a positive integer, got ${v}`);
     }
   }
   if (!(a instanceof Float32Array) || !(b instanceof Float32Array)) {
     throw new Error(
-      "matmul: a and b must be Float32Arrays (convert with Float32Array.from(x) first)",
+      `${fn}: a and b must be Float32Arrays (convert with Float32Array.from(x) first)`,
     );
   }
   const shapeA = opts.transA ? `${k}×${m} (transA)` : `${m}×${k}`;
   const shapeB = opts.transB ? `${n}×${k} (transB)` : `${k}×${n}`;
-  if (a.length !== m * k) {
-    throw new Error(`matmul: a has ${a.length} elements but a ${shapeA} matrix needs ${m * k}`);
+  const what = (shape: string) =>
+    batch === undefined ? `a ${shape} matrix needs` : `${batch} blocks of ${shape} need`;
+  const count = batch ?? 1;
+  if (a.length !== count * m * k) {
+    throw new Error(`${fn}: a has ${a.length} elements but ${what(shapeA)} ${count * m * k}`);
   }
-  if (b.length !== k * n) {
-    throw new Error(`matmul: b has ${b.length} elements but a ${shapeB} matrix needs ${k * n}`);
+  if (b.length !== count * k * n) {
+    throw new Error(`${fn}: b has ${b.length} elements but ${what(shapeB)} ${count * k * n}`);
   }
 }

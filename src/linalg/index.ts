@@ -6,7 +6,7 @@ import { createOrtGemm } from "./gemm-ort.ts";
 import { createTsGemm } from "./gemm-ts.ts";
 
 export type { Gemm, GemmOptions } from "./gemm.ts";
-export { checkMatmulArgs } from "./gemm.ts";
+export { checkMatmulArgs, checkMatmulBatchedArgs } from "./gemm.ts";
 export { createOrtGemm, type OrtGemmOptions } from "./gemm-ort.ts";
 export { createTsGemm, matmulTs } from "./gemm-ts.ts";
 export {

@@ -7,71 +7,14 @@
  * block: the hpg = nHeads/nKvHeads query heads that share a kv head stack into an
  * [hpg·T, headDim] matrix. Every product of a block (QKᵀ, PV and their gradients) is then a
  * plain GEMM, with the kv-head gradient summed over the group by the GEMM itself. Operands
- * of all blocks of a layer go to the GEMM in one call where the backend has a batched product.
+ * of all blocks of a layer go to the GEMM in one call (`Gemm.matmulBatched`).
  */
-import type { Gemm, GemmOptions } from "../linalg/gemm.ts";
+import type { Gemm } from "../linalg/gemm.ts";
 import type { LlamaConfig } from "./config.ts";
 import type { Workspace } from "./workspace.ts";
 
-/**
- * A GEMM that can also multiply `batch` independent pairs of row-major matrices in one call:
- * C[i] = op(A[i])·op(B[i]) with op(A[i]) m×k, op(B[i]) k×n, as `matmul` does for one pair.
- */
-export interface BatchedGemm extends Gemm {
-  matmulBatched(
-    a: Float32Array,
-    b: Float32Array,
-    batch: number,
-    m: number,
-    k: number,
-    n: number,
-    opts?: GemmOptions,
-  ): Promise<Float32Array>;
-}
-
-function hasBatched(gemm: Gemm): gemm is BatchedGemm {
-  return typeof (gemm as Partial<BatchedGemm>).matmulBatched === "function";
-}
-
-/** Blocks in flight at once on a backend without batched products (overlaps JS and GEMM). */
-const CONCURRENCY = 4;
-
-/**
- * `batch` products op(A[i])·op(B[i]), in one call where the backend can; otherwise block by
- * block into the workspace buffer `key`.
- */
-async function batchedProduct(
-  gemm: Gemm,
-  a: Float32Array,
-  b: Float32Array,
-  batch: number,
-  m: number,
-  k: number,
-  n: number,
-  opts: GemmOptions,
-  ws: Workspace,
-  key: string,
-): Promise<Float32Array> {
-  if (hasBatched(gemm)) return gemm.matmulBatched(a, b, batch, m, k, n, opts);
-  const out = ws.f32(key, batch * m * n);
-  let next = 0;
-  const worker = async () => {
-    while (next < batch) {
-      const i = next++;
-      const c = await gemm.matmul(
-        a.subarray(i * m * k, (i + 1) * m * k),
-        b.subarray(i * k * n, (i + 1) * k * n),
-        m,
-        k,
-        n,
-        opts,
-      );
-      out.set(c, i * m * n);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, batch) }, worker));
-  return out;
-}
+/** Every `Gemm` has the batched product now; the name stays for existing importers. */
+export type BatchedGemm = Gemm;
 
 /** cos/sin of RoPE angles for positions 0..T-1, [T, headDim/2]. */
 export interface RopeTable {
@@ -189,10 +132,10 @@ export async function attentionForward(
     }
   }
 
-  const s = await batchedProduct(gemm, q, k, BG, rows, hd, T, { transB: true }, ws, `${layerKey}p`);
+  const s = await gemm.matmulBatched(q, k, BG, rows, hd, T, { transB: true });
   causalSoftmax(s, BG * rows, T, 1 / Math.sqrt(hd));
   const p = s;
-  const o = await batchedProduct(gemm, p, v, BG, rows, T, hd, {}, ws, "attn.blockOut");
+  const o = await gemm.matmulBatched(p, v, BG, rows, T, hd);
   const out = ws.f32(`${layerKey}o`, B * T * D);
   for (let b = 0; b < B; b++) {
     for (let g = 0; g < G; g++) {
@@ -273,12 +216,12 @@ export async function attentionBackward(
       }
     }
   }
-  const dP = await batchedProduct(gemm, dO, v, BG, rows, hd, T, { transB: true }, ws, "attn.dP");
-  const dV = await batchedProduct(gemm, p, dO, BG, T, rows, hd, { transA: true }, ws, "attn.dV");
+  const dP = await gemm.matmulBatched(dO, v, BG, rows, hd, T, { transB: true });
+  const dV = await gemm.matmulBatched(p, dO, BG, T, rows, hd, { transA: true });
   softmaxBackward(dP, p, BG * rows, T, 1 / Math.sqrt(hd));
   const dS = dP;
-  const dQ = await batchedProduct(gemm, dS, k, BG, rows, T, hd, {}, ws, "attn.dQ");
-  const dK = await batchedProduct(gemm, dS, q, BG, T, rows, hd, { transA: true }, ws, "attn.dK");
+  const dQ = await gemm.matmulBatched(dS, k, BG, rows, T, hd);
+  const dK = await gemm.matmulBatched(dS, q, BG, T, rows, hd, { transA: true });
 
   // Undo RoPE (rotate back) and put each gradient where its input came from.
   for (let b = 0; b < B; b++) {

@@ -85,8 +85,9 @@ export async function lossAndGradients(
 
   grad("output.weight").set(await gemm.matmul(dLogits, cache.hFinal, V, N, D, { transA: true }));
   const dhFinal = await gemm.matmul(dLogits, get("output.weight"), N, V, D);
-  // dx carries d(loss)/d(residual stream) down through the layers.
-  let dx = ws.f32("dx", N * D).fill(0);
+  // dx carries d(loss)/d(residual stream) down through the layers: each residual passes it
+  // through unchanged and each norm's backward adds its branch's gradient into it.
+  const dx = ws.f32("dx", N * D).fill(0);
   rmsnormBackward(
     cache.xFinal,
     get("output_norm.weight"),
@@ -112,7 +113,6 @@ export async function lossAndGradients(
     grad(`${p}ffn_gate.weight`).set(dwgu.subarray(0, F * D));
     grad(`${p}ffn_up.weight`).set(dwgu.subarray(F * D));
     const dh2 = await gemm.matmul(dgu, L.wgu, N, 2 * F, D);
-    const dx2 = dx; // the residual passes dx through unchanged; the norm adds to it
     rmsnormBackward(
       L.x2,
       get(`${p}ffn_norm.weight`),
@@ -120,13 +120,13 @@ export async function lossAndGradients(
       dh2,
       N,
       D,
-      dx2,
+      dx,
       grad(`${p}ffn_norm.weight`),
     );
 
     // Attention block: x2 = x + attn_output(attention(rope(q), rope(k), v)).
-    grad(`${p}attn_output.weight`).set(await gemm.matmul(dx2, L.o, D, N, D, { transA: true }));
-    const dO = await gemm.matmul(dx2, get(`${p}attn_output.weight`), N, D, D);
+    grad(`${p}attn_output.weight`).set(await gemm.matmul(dx, L.o, D, N, D, { transA: true }));
+    const dO = await gemm.matmul(dx, get(`${p}attn_output.weight`), N, D, D);
     await attentionBackward(dO, L.attn, c, B, T, gemm, ws, dqkv);
     const dwqkv = await gemm.matmul(dqkv, L.h1, C, N, D, { transA: true });
     const kv = kvDim(c);
@@ -134,7 +134,6 @@ export async function lossAndGradients(
     grad(`${p}attn_k.weight`).set(dwqkv.subarray(D * D, (D + kv) * D));
     grad(`${p}attn_v.weight`).set(dwqkv.subarray((D + kv) * D));
     const dh1 = await gemm.matmul(dqkv, L.wqkv, N, C, D);
-    const dxIn = dx2;
     rmsnormBackward(
       L.x,
       get(`${p}attn_norm.weight`),
@@ -142,10 +141,9 @@ export async function lossAndGradients(
       dh1,
       N,
       D,
-      dxIn,
+      dx,
       grad(`${p}attn_norm.weight`),
     );
-    dx = dxIn;
   }
 
   const dEmbd = grad("token_embd.weight");
