@@ -1,10 +1,14 @@
 import { type Command, formatHelp, parseCommandArgs, UsageError } from "./command.ts";
 import { demo } from "./commands/demo.ts";
 import { doctor } from "./commands/doctor.ts";
+import { init } from "./commands/init.ts";
 import { inspect } from "./commands/inspect.ts";
 import { merge } from "./commands/merge.ts";
+import { resume } from "./commands/resume.ts";
+import { run } from "./commands/run.ts";
+import { status } from "./commands/status.ts";
 
-const commands: Command[] = [demo, merge, inspect, doctor];
+const commands: Command[] = [demo, init, run, resume, status, merge, inspect, doctor];
 
 function mainHelp(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

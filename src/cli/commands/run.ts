@@ -1,0 +1,47 @@
+import { join } from "node:path";
+import { type OutputMode, reporter, withInterrupts } from "../../run/cli-support.ts";
+import { loadConfig } from "../../run/config.ts";
+import { run as runSearch } from "../../run/runner.ts";
+import { type Command, type ParsedArgs, UsageError } from "../command.ts";
+
+export function outputMode(args: ParsedArgs): OutputMode {
+  if (args.values.json && args.values.quiet)
+    throw new UsageError("choose one of --json and --quiet");
+  return args.values.json ? "json" : args.values.quiet ? "quiet" : "human";
+}
+
+/** runs/2026-11-25T17-30-05: sortable and free of characters shells dislike. */
+export function defaultRunDir(date = new Date()): string {
+  return join("runs", date.toISOString().slice(0, 19).replace(/:/g, "-"));
+}
+
+export const run: Command = {
+  name: "run",
+  summary: "Run a CycleQD search from a config file (YAML or JSON).",
+  usage: "CONFIG [--out RUN] [--quiet | --json]",
+  help: `
+Checks the config and the models first (one expert per skill, same tensors and shapes,
+same tokenizer), then evaluates the seed experts and runs the search, one line per child:
+its active task, scores, what it did in each archive (new cell, improved, -), the archives'
+coverage and QD scores, and the time left. Everything is recorded in RUN/run.db as it
+finishes; an interrupted run continues with \`cycleqd resume RUN\`. Write a starter config
+with \`cycleqd init\`.
+
+Options:
+  --out RUN   the run directory (default runs/<date and time>)
+  --quiet     print only the last line
+  --json      one JSON object per event and line, for programs`,
+  options: {
+    out: { type: "string" },
+    quiet: { type: "boolean" },
+    json: { type: "boolean" },
+  },
+  async run(args) {
+    if (args.positionals.length !== 1) throw new UsageError("expects exactly one CONFIG file");
+    const mode = outputMode(args);
+    const config = await loadConfig(args.positionals[0]);
+    const out = (args.values.out as string | undefined) ?? defaultRunDir();
+    const onEvent = reporter(mode);
+    return withInterrupts((signal) => runSearch(config, { out, onEvent, signal }));
+  },
+};

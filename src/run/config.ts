@@ -1,0 +1,473 @@
+/**
+ * The run config: what a CycleQD run searches with, read from YAML (or JSON, which YAML
+ * includes) and checked field by field before any work starts. Relative model paths are
+ * relative to the config file; omitted models default to the embedded zoo.
+ */
+import { readFile } from "node:fs/promises";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parse as parseYaml } from "yaml";
+
+export const SKILL_NAMES = ["code", "os", "db"] as const;
+
+export interface RunConfig {
+  models: {
+    /** GGUF file or Hugging Face safetensors folder of θ₀. */
+    base: string;
+    /** One fine-tune of the base per skill. */
+    experts: Record<string, string>;
+  };
+  /** Task names, in task-index order. */
+  skills: string[];
+  /** Seed of the skills' problem generation. */
+  skillSeed: number;
+  /** Problems per skill in the optimisation and held-out test splits. */
+  split: { opt: number; test: number };
+  archive: { bins: number; ranges: "paper" | Record<string, [number, number]> };
+  sampling: { method: "elite" | "uniform"; alphaLow: number; alphaHigh: number };
+  crossover: { mu: number; sigma: number };
+  mutation: {
+    method: "svd" | "gaussian" | "none";
+    wMax: number;
+    sigma: number;
+    rank: "full" | number;
+  };
+  /** Children to evaluate (N). */
+  generations: number;
+  flipInterval: number;
+  /** Evaluations running at once (1: in-process; more: a pool of worker processes). */
+  workers: number;
+  seed: number;
+  engine: { threads?: number; parallel: number; contextSize?: number };
+  /** Grade model output without a sandbox when none works (dangerous). */
+  unsafe: boolean;
+  /** After the search: evaluate the final models on opt and test, write the merged model. */
+  final: { evaluate: boolean; writeModel: boolean };
+  /** Directory of the seed-factor cache (default ~/.cache/cycleqd/factors). */
+  cacheDir?: string;
+}
+
+/** The project root: the zoo lives under it. */
+export const PACKAGE_ROOT = resolve(fileURLToPath(new URL("../../", import.meta.url)));
+
+export function zooPath(name: string): string {
+  return resolve(PACKAGE_ROOT, "zoo", name);
+}
+
+export function defaultConfig(): RunConfig {
+  return {
+    models: {
+      base: zooPath("base.gguf"),
+      experts: Object.fromEntries(SKILL_NAMES.map((s) => [s, zooPath(`${s}.gguf`)])),
+    },
+    skills: [...SKILL_NAMES],
+    skillSeed: 1,
+    split: { opt: 48, test: 96 },
+    archive: { bins: 15, ranges: "paper" },
+    sampling: { method: "elite", alphaLow: 0.5, alphaHigh: 0.8 },
+    crossover: { mu: 1, sigma: 0.01 },
+    mutation: { method: "svd", wMax: 0.1, sigma: 3e-4, rank: "full" },
+    generations: 60,
+    flipInterval: 1,
+    workers: 1,
+    seed: 0,
+    engine: { parallel: 8 },
+    unsafe: false,
+    final: { evaluate: true, writeModel: true },
+  };
+}
+
+/** Every problem in a config, one per line. */
+export class ConfigError extends Error {
+  constructor(
+    readonly problems: string[],
+    source = "config",
+  ) {
+    super(`${source} is invalid:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "ConfigError";
+  }
+}
+
+type Obj = Record<string, unknown>;
+
+const isObj = (v: unknown): v is Obj => v !== null && typeof v === "object" && !Array.isArray(v);
+const show = (v: unknown): string => (v === undefined ? "nothing" : JSON.stringify(v));
+
+/** Collects problems while reading fields with defaults. */
+class Reader {
+  readonly problems: string[] = [];
+
+  constructor(private readonly baseDir: string) {}
+
+  section(obj: unknown, path: string, allowed: readonly string[]): Obj {
+    if (obj === undefined || obj === null) return {};
+    if (!isObj(obj)) {
+      this.problems.push(`${path} must be a mapping with ${allowed.join(", ")}; got ${show(obj)}`);
+      return {};
+    }
+    for (const k of Object.keys(obj)) {
+      if (!allowed.includes(k)) {
+        this.problems.push(
+          `${path ? `${path}.` : ""}${k} is not a field here; allowed: ${allowed.join(", ")}`,
+        );
+      }
+    }
+    return obj;
+  }
+
+  int(v: unknown, path: string, def: number, lo: number, hi = Number.MAX_SAFE_INTEGER): number {
+    if (v === undefined) return def;
+    if (typeof v !== "number" || !Number.isInteger(v) || v < lo || v > hi) {
+      const range = hi === Number.MAX_SAFE_INTEGER ? `≥ ${lo}` : `in ${lo}..${hi}`;
+      this.problems.push(`${path} must be an integer ${range}; got ${show(v)}`);
+      return def;
+    }
+    return v;
+  }
+
+  num(
+    v: unknown,
+    path: string,
+    def: number,
+    test: (x: number) => boolean,
+    allowed: string,
+  ): number {
+    if (v === undefined) return def;
+    if (typeof v !== "number" || !Number.isFinite(v) || !test(v)) {
+      this.problems.push(`${path} must be ${allowed}; got ${show(v)}`);
+      return def;
+    }
+    return v;
+  }
+
+  oneOf<T extends string>(v: unknown, path: string, def: T, allowed: readonly T[]): T {
+    if (v === undefined) return def;
+    if (typeof v !== "string" || !allowed.includes(v as T)) {
+      this.problems.push(
+        `${path} must be one of ${allowed.map((a) => `"${a}"`).join(", ")}; got ${show(v)}`,
+      );
+      return def;
+    }
+    return v as T;
+  }
+
+  bool(v: unknown, path: string, def: boolean): boolean {
+    if (v === undefined) return def;
+    if (typeof v !== "boolean") {
+      this.problems.push(`${path} must be true or false; got ${show(v)}`);
+      return def;
+    }
+    return v;
+  }
+
+  path(v: unknown, path: string, def: string): string {
+    if (v === undefined) return def;
+    if (typeof v !== "string" || v === "") {
+      this.problems.push(`${path} must be a path to a GGUF file or a model folder; got ${show(v)}`);
+      return def;
+    }
+    return isAbsolute(v) ? v : resolve(this.baseDir, v);
+  }
+}
+
+/**
+ * Checks a parsed config object and fills in defaults. `baseDir` anchors relative paths
+ * (the config file's folder). Throws a ConfigError listing every problem.
+ */
+export function validateConfig(
+  raw: unknown,
+  baseDir = process.cwd(),
+  source = "config",
+): RunConfig {
+  const d = defaultConfig();
+  const r = new Reader(baseDir);
+  const top = r.section(raw ?? {}, "", [
+    "models",
+    "skills",
+    "skillSeed",
+    "split",
+    "archive",
+    "sampling",
+    "crossover",
+    "mutation",
+    "generations",
+    "flipInterval",
+    "workers",
+    "seed",
+    "engine",
+    "unsafe",
+    "final",
+    "cacheDir",
+  ]);
+
+  let skills = d.skills;
+  if (top.skills !== undefined) {
+    const s = top.skills;
+    if (!Array.isArray(s) || !s.every((x) => typeof x === "string")) {
+      r.problems.push(
+        `skills must be a list of skill names (${SKILL_NAMES.join(", ")}); got ${show(s)}`,
+      );
+    } else {
+      const unknown = s.filter((x) => !(SKILL_NAMES as readonly string[]).includes(x));
+      if (unknown.length) {
+        r.problems.push(
+          `skills: unknown skill ${unknown.map((x) => `"${x}"`).join(", ")}; known skills: ${SKILL_NAMES.join(", ")}`,
+        );
+      } else if (new Set(s).size !== s.length) {
+        r.problems.push(`skills must not repeat a skill; got ${show(s)}`);
+      } else if (s.length < 2) {
+        r.problems.push(
+          `skills must list at least two skills (CycleQD needs two or more experts); got ${show(s)}`,
+        );
+      } else {
+        skills = [...s];
+      }
+    }
+  }
+
+  const models = r.section(top.models, "models", ["base", "experts"]);
+  const base = r.path(models.base, "models.base", d.models.base);
+  const experts: Record<string, string> = {};
+  if (models.experts === undefined) {
+    for (const s of skills) experts[s] = d.models.experts[s] ?? zooPath(`${s}.gguf`);
+  } else if (!isObj(models.experts)) {
+    r.problems.push(
+      `models.experts must map each skill to its expert model, e.g. {code: code.gguf}; got ${show(models.experts)}`,
+    );
+  } else {
+    const given = Object.keys(models.experts);
+    if (given.length < 2) {
+      r.problems.push(
+        `models.experts lists ${given.length} expert; CycleQD needs at least two (one per skill)`,
+      );
+    }
+    for (const s of skills) {
+      if (!(s in models.experts)) {
+        r.problems.push(`models.experts has no expert for skill "${s}"; give one per skill`);
+      } else {
+        experts[s] = r.path(models.experts[s], `models.experts.${s}`, "");
+      }
+    }
+    for (const k of given) {
+      if (!skills.includes(k)) {
+        r.problems.push(
+          `models.experts.${k}: "${k}" is not among skills (${skills.join(", ")}); remove it or add the skill`,
+        );
+      }
+    }
+  }
+
+  const split = r.section(top.split, "split", ["opt", "test"]);
+  const archive = r.section(top.archive, "archive", ["bins", "ranges"]);
+  let ranges: RunConfig["archive"]["ranges"] = "paper";
+  if (archive.ranges !== undefined && archive.ranges !== "paper") {
+    if (!isObj(archive.ranges)) {
+      r.problems.push(
+        `archive.ranges must be "paper" or a [lo, hi] per skill, e.g. {code: [0, 1]}; got ${show(archive.ranges)}`,
+      );
+    } else {
+      const out: Record<string, [number, number]> = {};
+      for (const s of skills) {
+        const v = archive.ranges[s];
+        const ok =
+          Array.isArray(v) &&
+          v.length === 2 &&
+          v.every((x) => typeof x === "number" && Number.isFinite(x)) &&
+          v[1] > v[0];
+        if (!ok) {
+          r.problems.push(`archive.ranges.${s} must be [lo, hi] with lo < hi; got ${show(v)}`);
+        } else out[s] = [v[0], v[1]];
+      }
+      for (const k of Object.keys(archive.ranges)) {
+        if (!skills.includes(k)) r.problems.push(`archive.ranges.${k}: "${k}" is not among skills`);
+      }
+      ranges = out;
+    }
+  }
+
+  const sampling = r.section(top.sampling, "sampling", ["method", "alphaLow", "alphaHigh"]);
+  const alphaLow = r.num(
+    sampling.alphaLow,
+    "sampling.alphaLow",
+    d.sampling.alphaLow,
+    (x) => x > 0,
+    "a number > 0",
+  );
+  const alphaHigh = r.num(
+    sampling.alphaHigh,
+    "sampling.alphaHigh",
+    d.sampling.alphaHigh,
+    (x) => x >= alphaLow,
+    `a number ≥ sampling.alphaLow (${alphaLow})`,
+  );
+  const crossover = r.section(top.crossover, "crossover", ["mu", "sigma"]);
+  const mutation = r.section(top.mutation, "mutation", ["method", "wMax", "sigma", "rank"]);
+  let rank: "full" | number = "full";
+  if (mutation.rank !== undefined && mutation.rank !== "full") {
+    if (
+      typeof mutation.rank === "number" &&
+      Number.isInteger(mutation.rank) &&
+      mutation.rank >= 1
+    ) {
+      rank = mutation.rank;
+    } else {
+      r.problems.push(`mutation.rank must be "full" or an integer ≥ 1; got ${show(mutation.rank)}`);
+    }
+  }
+  const engine = r.section(top.engine, "engine", ["threads", "parallel", "contextSize"]);
+  const final = r.section(top.final, "final", ["evaluate", "writeModel"]);
+
+  const config: RunConfig = {
+    models: { base, experts },
+    skills,
+    skillSeed: r.int(top.skillSeed, "skillSeed", d.skillSeed, -(2 ** 31), 2 ** 31 - 1),
+    split: {
+      opt: r.int(split.opt, "split.opt", d.split.opt, 1, 100_000),
+      test: r.int(split.test, "split.test", d.split.test, 0, 100_000),
+    },
+    archive: { bins: r.int(archive.bins, "archive.bins", d.archive.bins, 1, 1000), ranges },
+    sampling: {
+      method: r.oneOf(sampling.method, "sampling.method", d.sampling.method, ["elite", "uniform"]),
+      alphaLow,
+      alphaHigh,
+    },
+    crossover: {
+      mu: r.num(crossover.mu, "crossover.mu", d.crossover.mu, (x) => x !== 0, "a non-zero number"),
+      sigma: r.num(
+        crossover.sigma,
+        "crossover.sigma",
+        d.crossover.sigma,
+        (x) => x >= 0,
+        "a number ≥ 0",
+      ),
+    },
+    mutation: {
+      method: r.oneOf(mutation.method, "mutation.method", d.mutation.method, [
+        "svd",
+        "gaussian",
+        "none",
+      ]),
+      wMax: r.num(mutation.wMax, "mutation.wMax", d.mutation.wMax, (x) => x >= 0, "a number ≥ 0"),
+      sigma: r.num(
+        mutation.sigma,
+        "mutation.sigma",
+        d.mutation.sigma,
+        (x) => x >= 0,
+        "a number ≥ 0",
+      ),
+      rank,
+    },
+    generations: r.int(top.generations, "generations", d.generations, 0, 10_000_000),
+    flipInterval: r.int(top.flipInterval, "flipInterval", d.flipInterval, 1, 10_000_000),
+    workers: r.int(top.workers, "workers", d.workers, 1, 256),
+    seed: r.int(top.seed, "seed", d.seed, 0, Number.MAX_SAFE_INTEGER),
+    engine: {
+      parallel: r.int(engine.parallel, "engine.parallel", d.engine.parallel, 1, 1024),
+    },
+    unsafe: r.bool(top.unsafe, "unsafe", d.unsafe),
+    final: {
+      evaluate: r.bool(final.evaluate, "final.evaluate", d.final.evaluate),
+      writeModel: r.bool(final.writeModel, "final.writeModel", d.final.writeModel),
+    },
+  };
+  if (engine.threads !== undefined) {
+    config.engine.threads = r.int(engine.threads, "engine.threads", 1, 1, 1024);
+  }
+  if (engine.contextSize !== undefined) {
+    config.engine.contextSize = r.int(engine.contextSize, "engine.contextSize", 2048, 16, 1 << 20);
+  }
+  if (top.cacheDir !== undefined) config.cacheDir = r.path(top.cacheDir, "cacheDir", "");
+  if (r.problems.length) throw new ConfigError(r.problems, source);
+  return config;
+}
+
+/** Reads and checks a YAML or JSON config file. */
+export async function loadConfig(file: string): Promise<RunConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (e) {
+    throw new Error(
+      `cannot read config ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); ` +
+        "write a starter with `cycleqd init FILE`",
+    );
+  }
+  return parseConfig(text, dirname(resolve(file)), file);
+}
+
+/** Parses config text (YAML or JSON) and checks it. */
+export function parseConfig(text: string, baseDir = process.cwd(), source = "config"): RunConfig {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (e) {
+    throw new ConfigError([`not valid YAML/JSON: ${(e as Error).message}`], source);
+  }
+  return validateConfig(raw, baseDir, source);
+}
+
+/** A commented starter config with every field at its default. */
+export function starterConfig(): string {
+  return `# CycleQD run config (cycleqd run THIS_FILE). YAML; JSON works too.
+# Relative paths are relative to this file. Every field is optional: the values shown
+# are the defaults.
+
+models:
+  # The base model θ₀ and one fine-tune of it per skill: GGUF files (F32/F16/BF16) or
+  # Hugging Face safetensors folders. Default: the embedded zoo of tiny models.
+  # base: zoo/base.gguf
+  # experts:
+  #   code: zoo/code.gguf
+  #   os: zoo/os.gguf
+  #   db: zoo/db.gguf
+
+# The tasks, in order (known: code, os, db). The active task cycles through them.
+skills: [code, os, db]
+skillSeed: 1          # seed of the skills' generated problems
+
+split:
+  opt: 48             # problems per skill the search optimises on
+  test: 96            # held-out problems per skill, only for the final models
+
+archive:
+  bins: 15            # bins per behaviour axis (G)
+  ranges: paper       # "paper" (0.85 × weakest seed .. 1.15 × strongest), or per skill:
+  # ranges: {code: [0, 1], os: [0, 1], db: [0, 1]}
+
+sampling:
+  method: elite       # elite (the paper's rule) | uniform
+  alphaLow: 0.5
+  alphaHigh: 0.8
+
+crossover:            # ω₁, ω₂ ~ N(mu, sigma²), child τ = (ω₁τ₁ + ω₂τ₂) / (ω₁ + ω₂)
+  mu: 1
+  sigma: 0.01
+
+mutation:
+  method: svd         # svd (the paper) | gaussian | none
+  wMax: 0.1           # svd: r ~ U(0, wMax) per singular component
+  sigma: 0.0003       # gaussian: standard deviation of the noise
+  rank: full          # singular components kept per matrix: full | an integer
+
+generations: 60       # children to evaluate
+flipInterval: 1       # generations before the active task moves on
+workers: 1            # evaluations at once; more than 1 runs a pool of worker processes
+seed: 0               # a run with one worker is reproducible from this seed
+
+engine:
+  # threads: 1        # CPU threads per evaluation (default: 1 on small machines)
+  parallel: 8         # sequences decoded side by side. Parallel sequences share llama.cpp's
+                      # KV cache, which can change likelihoods in the last digits (and, on a
+                      # near tie, a greedy token); parallel: 1 makes a one-worker run
+                      # reproducible bit for bit
+  # contextSize: 2048
+
+unsafe: false         # true runs model output without a sandbox when none works (dangerous)
+
+final:
+  evaluate: true      # evaluate the merged model and the best elite on opt and test
+  writeModel: true    # write the merged model to RUN/model.gguf
+
+# cacheDir: /path/to/cache   # seed SVD factors (default: $XDG_CACHE_HOME or ~/.cache, /cycleqd/factors)
+`;
+}

@@ -1,0 +1,167 @@
+/**
+ * What one evaluation worker holds and does: an engine, the skills, the base model and the
+ * seed factors. A genome is materialised into a temporary GGUF, loaded by llama.cpp, scored
+ * on every skill, and the file is deleted again, so disk use stays at one model per worker.
+ * The in-process evaluator and each pool worker run exactly this code.
+ */
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import { createLlamaCppEngine } from "../engine/index.ts";
+import type { Engine, EngineModel } from "../engine/types.ts";
+import { createGemm } from "../linalg/index.ts";
+import { decodeGenome, materialiseGguf, openFactors, type SeedFactors } from "../qd/index.ts";
+import { createMiniSkills, evaluateSkills, resolveRunner } from "../skills/index.ts";
+import type { Runner, Skill, SkillModel } from "../skills/types.ts";
+import { type GgufReader, gguf, openGguf } from "../tensors/gguf.ts";
+import type { Scores, Timings } from "./store.ts";
+
+/** Everything a worker needs, as plain data (it crosses a process boundary). */
+export interface EvaluatorSetup {
+  /** Where temporary model files go (RUN/tmp). */
+  tmpDir: string;
+  /** The base model as GGUF. */
+  basePath: string;
+  /** The seed factors' cache entry (a directory). */
+  factorsDir: string;
+  skills: string[];
+  skillSeed: number;
+  split: { opt: number; test: number };
+  engine: { threads?: number; parallel: number; contextSize?: number };
+  unsafe: boolean;
+}
+
+/** A genome (encoded bytes, as `encodeGenome` writes) or a model file as it is. */
+export type EvalTarget = { kind: "genome"; genome: Uint8Array } | { kind: "file"; path: string };
+
+export interface EvalJob {
+  /** Names the temporary file, e.g. "child-12". */
+  name: string;
+  target: EvalTarget;
+  split: "opt" | "test";
+}
+
+export type EvalTimings = Pick<Timings, "materialise" | "load" | "generate" | "grade" | "evaluate">;
+
+export interface EvalResult {
+  scores: Scores;
+  timings: EvalTimings;
+}
+
+/** The configured skills, in config order. */
+export function buildSkills(
+  names: readonly string[],
+  seed: number,
+  split: EvaluatorSetup["split"],
+) {
+  const all = createMiniSkills({ seed, sizes: { opt: split.opt, test: split.test } });
+  return names.map((n) => {
+    const s = all.find((x) => x.name === n);
+    if (!s)
+      throw new Error(`unknown skill "${n}"; known skills: ${all.map((x) => x.name).join(", ")}`);
+    return s;
+  });
+}
+
+export class ModelEvaluator {
+  private constructor(
+    private readonly setup: EvaluatorSetup,
+    private readonly engine: Engine,
+    private readonly skills: Skill[],
+    private readonly base: GgufReader,
+    private readonly factors: SeedFactors,
+    private readonly runner: Runner,
+    private readonly gemm: Awaited<ReturnType<typeof createGemm>>,
+  ) {}
+
+  static async create(setup: EvaluatorSetup): Promise<ModelEvaluator> {
+    const skills = buildSkills(setup.skills, setup.skillSeed, setup.split);
+    // Fail before loading anything when answers could not be graded safely.
+    const runner = await resolveRunner({ unsafe: setup.unsafe });
+    const base = await openGguf(setup.basePath);
+    let factors: SeedFactors | undefined;
+    try {
+      factors = await openFactors(setup.factorsDir);
+      const gemm = await createGemm({ threads: setup.engine.threads ?? 1, warn: () => {} });
+      const engine = await createLlamaCppEngine({
+        threads: setup.engine.threads,
+        parallel: setup.engine.parallel,
+        contextSize: setup.engine.contextSize,
+      });
+      return new ModelEvaluator(setup, engine, skills, base, factors, runner, gemm);
+    } catch (e) {
+      await factors?.close();
+      await base.close();
+      throw e;
+    }
+  }
+
+  async evaluate(job: EvalJob): Promise<EvalResult> {
+    const t0 = performance.now();
+    let path: string;
+    let materialise = 0;
+    let temporary = false;
+    if (job.target.kind === "genome") {
+      const genome = decodeGenome(job.target.genome, this.factors.layout);
+      path = join(this.setup.tmpDir, `${job.name}-${process.pid}.gguf`);
+      temporary = true;
+      await materialiseGguf(path, genome, this.base, this.factors, {
+        gemm: this.gemm,
+        metadata: { "general.name": gguf.str(`cycleqd-${job.name}`) },
+      });
+      materialise = performance.now() - t0;
+    } else {
+      path = job.target.path;
+    }
+    let model: EngineModel | undefined;
+    try {
+      const t1 = performance.now();
+      model = await this.engine.loadModel(path);
+      const load = performance.now() - t1;
+      let generate = 0;
+      const m = model;
+      const timed: SkillModel = {
+        generate: async (reqs, opts) => {
+          const t = performance.now();
+          try {
+            return await m.generate(reqs, opts);
+          } finally {
+            generate += performance.now() - t;
+          }
+        },
+        score: (reqs) => m.score(reqs),
+      };
+      const t2 = performance.now();
+      const results = await evaluateSkills(timed, this.skills, job.split, {
+        runner: this.runner,
+      });
+      const evalMs = performance.now() - t2;
+      const scores: Scores = {};
+      for (const s of this.skills) {
+        scores[s.name] = {
+          score: results[s.name].score,
+          meanLogLikelihood: results[s.name].meanLogLikelihood,
+        };
+      }
+      return {
+        scores,
+        timings: {
+          materialise,
+          load,
+          generate,
+          grade: evalMs - generate,
+          evaluate: performance.now() - t0,
+        },
+      };
+    } finally {
+      await model?.dispose();
+      if (temporary) await rm(path, { force: true });
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.engine.dispose();
+    await this.factors.close();
+    await this.base.close();
+    await this.gemm.dispose();
+  }
+}

@@ -1,0 +1,624 @@
+/**
+ * The CycleQD run loop: ask → materialise → evaluate → tell, steady-state with W
+ * evaluations in flight, every finished child committed to the run store at once.
+ *
+ * - Child g (g = 1…N) is made when it is dispatched, from the archives as they are at that
+ *   moment, with draws from its own generator (seed, g); the counter counts finished
+ *   children. With one worker a run is a pure function of its config.
+ * - Resume rebuilds the archives by replaying the finished children in commit order and
+ *   dispatches the missing indices, so an interrupted child is redone with its own draws.
+ */
+import { mkdir, rename, rm } from "node:fs/promises";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { createGemm } from "../linalg/index.ts";
+import { exportHfSafetensors, loadGguf } from "../llm/export.ts";
+import {
+  type Archive,
+  activeTask,
+  CycleQD,
+  crossover,
+  decodeGenome,
+  type Elite,
+  encodeGenome,
+  type Genome,
+  hashPath,
+  loadOrComputeFactors,
+  materialiseGguf,
+  mutate,
+  type OfferOutcome,
+  type SeedFactors,
+  seedGenome,
+  selectParents,
+} from "../qd/index.ts";
+import { openGguf } from "../tensors/gguf.ts";
+import { Rng } from "../util/rng.ts";
+import { childRng } from "./child-rng.ts";
+import type { RunConfig } from "./config.ts";
+import { createEvaluator, type EvalOutcome, type Evaluator } from "./evaluator.ts";
+import { checkInputs, type Inputs, prepareInputs } from "./inputs.ts";
+import type { EvalJob, EvaluatorSetup } from "./model-evaluator.ts";
+import {
+  type ChildRecord,
+  type EliteRow,
+  type FinalRecord,
+  type MutationRecord,
+  type RunStatus,
+  RunStore,
+  type Scores,
+  type Timings,
+} from "./store.ts";
+
+export interface ArchiveSummary {
+  skill: string;
+  filled: number;
+  cells: number;
+  coverage: number;
+  qdScore: number;
+  best: number | null;
+}
+
+export type RunEvent =
+  | {
+      type: "start";
+      dir: string;
+      resumed: boolean;
+      generations: number;
+      finished: number;
+      workers: number;
+    }
+  | { type: "factors"; fromCache: boolean; ms: number; key: string }
+  | { type: "seed"; seed: number; skill: string; scores: Scores; ms: number }
+  | { type: "archives"; ranges: Record<string, [number, number]>; archives: ArchiveSummary[] }
+  | { type: "replayed"; children: number }
+  | {
+      type: "child";
+      index: number;
+      /** Finished children so far, this one included. */
+      finished: number;
+      total: number;
+      task: string;
+      parents: [number, number];
+      scores: Scores;
+      /** What the child did in each archive, by skill. */
+      outcomes: Record<string, OfferOutcome>;
+      archives: ArchiveSummary[];
+      timings: Timings;
+      worker: number;
+      /** Estimated seconds to the last child, from this session's throughput. */
+      etaSeconds: number;
+    }
+  | { type: "stopping"; inFlight: number }
+  | {
+      type: "final";
+      name: string;
+      sources: number[];
+      scoresOpt: Scores | null;
+      scoresTest: Scores | null;
+      model: string | null;
+    }
+  | { type: "done"; status: RunStatus; finished: number; generations: number; seconds: number };
+
+export interface RunOptions {
+  onEvent?: (e: RunEvent) => void;
+  /** Aborting stops dispatching; evaluations in flight finish and are committed. */
+  signal?: AbortSignal;
+  /**
+   * Makes the evaluator (default: in process for one worker, a process pool for more);
+   * the place for other evaluation back ends, e.g. remote machines.
+   */
+  createEvaluator?: (setup: EvaluatorSetup, workers: number) => Promise<Evaluator>;
+}
+
+export interface RunResult {
+  dir: string;
+  status: RunStatus;
+  finished: number;
+  generations: number;
+}
+
+/** Starts a new run in `out` (created; must not hold a run yet). */
+export async function run(
+  config: RunConfig,
+  opts: RunOptions & { out: string },
+): Promise<RunResult> {
+  // Everything that can be checked is checked before the run directory exists.
+  await checkInputs(config);
+  const store = await RunStore.create(opts.out, config);
+  try {
+    store.acquireLock();
+  } catch (e) {
+    store.close();
+    throw e;
+  }
+  return execute(store, false, opts);
+}
+
+/** Continues a run that was interrupted (or finishes its last steps). */
+export async function resume(dir: string, opts: RunOptions = {}): Promise<RunResult> {
+  const store = await RunStore.open(dir);
+  try {
+    store.acquireLock();
+  } catch (e) {
+    store.close();
+    throw e;
+  }
+  if (store.status === "finished") {
+    const n = store.childCount();
+    const generations = store.config.generations;
+    store.close();
+    opts.onEvent?.({ type: "done", status: "finished", finished: n, generations, seconds: 0 });
+    return { dir: store.dir, status: "finished", finished: n, generations };
+  }
+  return execute(store, true, opts);
+}
+
+/** The seed-factor cache: config, $CYCLEQD_CACHE_DIR, $XDG_CACHE_HOME or ~/.cache. */
+export function factorCacheDir(config: RunConfig): string {
+  if (config.cacheDir) return config.cacheDir;
+  if (process.env.CYCLEQD_CACHE_DIR) return process.env.CYCLEQD_CACHE_DIR;
+  const xdg = process.env.XDG_CACHE_HOME || join(homedir(), ".cache");
+  return join(xdg, "cycleqd", "factors");
+}
+
+interface Asked {
+  index: number;
+  id: number;
+  task: number;
+  parents: [number, number];
+  fallback: string;
+  genome: Genome;
+  bytes: Uint8Array;
+  crossover: ChildRecord["crossover"];
+  mutation: MutationRecord;
+  mutationR: Float64Array | null;
+  timings: Pick<Timings, "select" | "crossover" | "mutate">;
+}
+
+async function execute(store: RunStore, resumed: boolean, opts: RunOptions): Promise<RunResult> {
+  const emit = opts.onEvent ?? (() => {});
+  const config = store.config;
+  const K = config.skills.length;
+  const N = config.generations;
+  const started = performance.now();
+  const tmpDir = join(store.dir, "tmp");
+  let evaluator: Evaluator | undefined;
+  let factors: SeedFactors | undefined;
+  let stopping = false;
+  const onAbort = () => {
+    stopping = true;
+  };
+  opts.signal?.addEventListener("abort", onAbort);
+  if (opts.signal?.aborted) stopping = true;
+  try {
+    store.setStatus(store.ranges() ? "running" : "initialising");
+    // Leftovers of a killed run: temporary models are never reused.
+    await rm(tmpDir, { recursive: true, force: true });
+    await mkdir(tmpDir, { recursive: true });
+    const inputs = await prepareInputs(config, join(store.dir, "inputs"));
+    await checkInputHashes(store, inputs);
+    emit({
+      type: "start",
+      dir: store.dir,
+      resumed,
+      generations: N,
+      finished: store.childCount(),
+      workers: config.workers,
+    });
+
+    const tf = performance.now();
+    const gemm = await createGemm({ threads: config.engine.threads, warn: () => {} });
+    try {
+      factors = await loadOrComputeFactors(
+        inputs.base.gguf,
+        inputs.experts.map((e) => e.gguf),
+        factorCacheDir(config),
+        { rank: config.mutation.rank, gemm },
+      );
+    } finally {
+      await gemm.dispose();
+    }
+    emit({
+      type: "factors",
+      fromCache: factors.fromCache,
+      ms: performance.now() - tf,
+      key: factors.key,
+    });
+    const layout = factors.layout;
+    const savedLayout = store.getMeta("layout");
+    if (savedLayout === undefined) store.setMeta("layout", layout.id);
+    else if (savedLayout !== layout.id) {
+      throw new Error(
+        `the seed factors now give genome layout ${layout.id}, but the run was made with ${savedLayout}; the inputs or rank changed`,
+      );
+    }
+
+    const setup: EvaluatorSetup = {
+      tmpDir,
+      basePath: inputs.base.gguf,
+      factorsDir: factors.dir,
+      skills: config.skills,
+      skillSeed: config.skillSeed,
+      split: config.split,
+      engine: config.engine,
+      unsafe: config.unsafe,
+    };
+    evaluator = await (opts.createEvaluator ?? createEvaluator)(setup, config.workers);
+    const ev = evaluator;
+
+    // Initialise: each seed expert scored on every task (as its own file), once.
+    const have = new Set(store.seeds().map((s) => s.seed));
+    await Promise.all(
+      inputs.experts.map(async (e, k) => {
+        if (have.has(k) || stopping) return;
+        const r = await ev.evaluate({
+          name: `seed-${k}`,
+          target: { kind: "file", path: e.gguf },
+          split: "opt",
+        });
+        store.putSeed({
+          seed: k,
+          task: config.skills[k],
+          genome: encodeGenome(seedGenome(layout, k), layout),
+          scores: r.scores,
+          timings: r.timings,
+        });
+        emit({
+          type: "seed",
+          seed: k,
+          skill: config.skills[k],
+          scores: r.scores,
+          ms: r.timings.evaluate,
+        });
+      }),
+    );
+    const seeds = store.seeds();
+    if (seeds.length < K) return await interrupted(store, emit, started);
+
+    const cycle = new CycleQD(
+      {
+        tasks: config.skills,
+        layout,
+        bins: config.archive.bins,
+        ranges:
+          config.archive.ranges === "paper"
+            ? undefined
+            : config.skills.map(
+                (s) => (config.archive.ranges as Record<string, [number, number]>)[s],
+              ),
+        flipInterval: config.flipInterval,
+        sampling: config.sampling,
+        crossover: config.crossover,
+        mutation: {
+          kind: config.mutation.method,
+          wMax: config.mutation.wMax,
+          sigma: config.mutation.sigma,
+        },
+      },
+      new Rng(config.seed),
+    );
+    const scoreVector = (s: Scores) => config.skills.map((n) => s[n].score);
+    const seedOutcomes = cycle.initialise(seeds.map((s) => scoreVector(s.scores)));
+    const ranges = cycle.archives[0].ranges.map(([lo, hi]) => [lo, hi] as [number, number]);
+    const savedRanges = store.ranges();
+    if (savedRanges === null) {
+      store.initArchives(ranges, seedOutcomes, eliteRows(cycle.archives, 0));
+    } else if (JSON.stringify(savedRanges) !== JSON.stringify(ranges)) {
+      throw inconsistent(store, "the seeds' scores no longer give the recorded bin ranges");
+    }
+    const scoresById = new Map<number, Scores>(seeds.map((s) => [s.seed, s.scores]));
+    emit({
+      type: "archives",
+      ranges: Object.fromEntries(config.skills.map((s, k) => [s, ranges[k]])),
+      archives: summaries(cycle, config),
+    });
+
+    // Rebuild the archives from the finished children, checking each recorded effect.
+    const done = store.children();
+    for (const c of done) {
+      const genome = decodeGenome(c.genome, layout);
+      const t = cycle.tell({ id: c.id, genome }, scoreVector(c.scores));
+      if (JSON.stringify(t.outcomes) !== JSON.stringify(c.outcomes)) {
+        throw inconsistent(store, `replaying child ${c.index} gave other archive outcomes`);
+      }
+      scoresById.set(c.id, c.scores);
+    }
+    const stored = store.elites().map((e) => [e.archive, e.cell, e.id].join(":"));
+    const rebuilt = eliteRows(cycle.archives, 0).map((e) => [e.archive, e.cell, e.id].join(":"));
+    if (JSON.stringify(stored) !== JSON.stringify(rebuilt)) {
+      throw inconsistent(store, "the recorded elites differ from the replayed archives");
+    }
+    if (done.length) emit({ type: "replayed", children: done.length });
+
+    // The steady-state loop.
+    const finishedSet = new Set(done.map((c) => c.index));
+    const pending: number[] = [];
+    for (let g = 1; g <= N; g++) if (!finishedSet.has(g)) pending.push(g);
+    let finished = done.length;
+    let finishedHere = 0;
+    const loopStart = performance.now();
+    const inFlight = new Map<number, Promise<{ ask: Asked; r: EvalOutcome }>>();
+    let announced = false;
+    for (;;) {
+      while (!stopping && inFlight.size < ev.concurrency && pending.length) {
+        const ask = askChild(cycle, config, pending.shift() as number);
+        const p = ev
+          .evaluate({
+            name: `child-${ask.index}`,
+            target: { kind: "genome", genome: ask.bytes },
+            split: "opt",
+          })
+          .then((r) => ({ ask, r }));
+        p.catch(() => {}); // raced below; a late failure after an error is not unhandled
+        inFlight.set(ask.index, p);
+      }
+      if (stopping && !announced && inFlight.size) {
+        announced = true;
+        emit({ type: "stopping", inFlight: inFlight.size });
+      }
+      if (inFlight.size === 0) break;
+      const { ask, r } = await Promise.race(inFlight.values());
+      inFlight.delete(ask.index);
+
+      const tt = performance.now();
+      const tell = cycle.tell({ id: ask.id, genome: ask.genome }, scoreVector(r.scores));
+      const metrics = cycle.metrics();
+      const timings: Timings = { ...ask.timings, ...r.timings, tell: performance.now() - tt };
+      const changed = tell.outcomes.flatMap((o, k) =>
+        o.outcome === "rejected"
+          ? []
+          : [
+              {
+                archive: k,
+                cell: o.cell,
+                id: ask.id,
+                quality: r.scores[config.skills[k]].score,
+                seq: 0,
+              },
+            ],
+      );
+      store.commitChild(
+        {
+          index: ask.index,
+          id: ask.id,
+          task: ask.task,
+          taskName: config.skills[ask.task],
+          parents: ask.parents,
+          fallback: ask.fallback,
+          crossover: ask.crossover,
+          mutation: ask.mutation,
+          mutationR: ask.mutationR,
+          genome: ask.bytes,
+          scores: r.scores,
+          outcomes: tell.outcomes,
+          entered: tell.metrics.entered,
+          metrics,
+          timings,
+          worker: r.worker,
+          attempts: r.attempts,
+        },
+        changed,
+      );
+      scoresById.set(ask.id, r.scores);
+      finished++;
+      finishedHere++;
+      const perChild = (performance.now() - loopStart) / 1000 / finishedHere;
+      emit({
+        type: "child",
+        index: ask.index,
+        finished,
+        total: N,
+        task: config.skills[ask.task],
+        parents: ask.parents,
+        scores: r.scores,
+        outcomes: Object.fromEntries(config.skills.map((s, k) => [s, tell.outcomes[k].outcome])),
+        archives: summaries(cycle, config),
+        timings,
+        worker: r.worker,
+        etaSeconds: perChild * (N - finished),
+      });
+    }
+    if (finished < N) return await interrupted(store, emit, started);
+
+    await finalise(store, config, cycle, inputs, factors, ev, scoresById, emit);
+    emit({ type: "done", status: "finished", finished, generations: N, seconds: secs(started) });
+    return { dir: store.dir, status: "finished", finished, generations: N };
+  } catch (e) {
+    try {
+      store.setStatus("failed", (e as Error).message);
+    } catch {
+      // the store itself failed; the error below says why
+    }
+    throw e;
+  } finally {
+    opts.signal?.removeEventListener("abort", onAbort);
+    await evaluator?.close().catch(() => {});
+    await factors?.close().catch(() => {});
+    await rm(tmpDir, { recursive: true, force: true }).catch(() => {});
+    store.close();
+  }
+}
+
+const secs = (since: number) => (performance.now() - since) / 1000;
+
+async function interrupted(
+  store: RunStore,
+  emit: (e: RunEvent) => void,
+  started: number,
+): Promise<RunResult> {
+  store.setStatus("interrupted");
+  const finished = store.childCount();
+  const generations = store.config.generations;
+  emit({ type: "done", status: "interrupted", finished, generations, seconds: secs(started) });
+  return { dir: store.dir, status: "interrupted", finished, generations };
+}
+
+function inconsistent(store: RunStore, what: string): Error {
+  return new Error(`run ${store.dir} is inconsistent: ${what}; it cannot be resumed safely`);
+}
+
+/** A run continues only with the very inputs it started with. */
+async function checkInputHashes(store: RunStore, inputs: Inputs): Promise<void> {
+  const models = [inputs.base, ...inputs.experts];
+  const rows = [];
+  for (const m of models) rows.push({ ...m, sha256: await hashPath(m.gguf) });
+  const saved = store.inputs();
+  if (saved.length === 0) {
+    store.setInputs(rows);
+    return;
+  }
+  for (const r of rows) {
+    const s = saved.find((x) => x.role === r.role);
+    if (!s || s.sha256 !== r.sha256) {
+      throw new Error(
+        `the ${r.role === "base" ? "base model" : `${r.role} expert`} (${r.source}) changed since the run started; a run continues only with its own inputs`,
+      );
+    }
+  }
+}
+
+/** Makes child `index` from the archives as they are now, with its own draws. */
+function askChild(cycle: CycleQD, config: RunConfig, index: number): Asked {
+  const rng = childRng(config.seed, index);
+  const K = config.skills.length;
+  const q = activeTask(index, K, config.flipInterval);
+  const t0 = performance.now();
+  const sel = selectParents(cycle.archives, q, rng, config.sampling);
+  const t1 = performance.now();
+  const x = crossover(sel.parents[0].payload, sel.parents[1].payload, rng, config.crossover);
+  const t2 = performance.now();
+  const m = mutate(x.child, cycle.layout, q, rng, {
+    kind: config.mutation.method,
+    wMax: config.mutation.wMax,
+    sigma: config.mutation.sigma,
+  });
+  const bytes = encodeGenome(m.child, cycle.layout);
+  const t3 = performance.now();
+  const d = m.draws;
+  const mutation: MutationRecord =
+    d.kind === "svd" ? { kind: "svd", task: d.task, summary: d.summary } : d;
+  return {
+    index,
+    id: K + index - 1,
+    task: q,
+    parents: [sel.parents[0].id, sel.parents[1].id],
+    fallback: sel.fallback,
+    genome: m.child,
+    bytes,
+    crossover: x.draws,
+    mutation,
+    mutationR: d.kind === "svd" ? d.r : null,
+    timings: { select: t1 - t0, crossover: t2 - t1, mutate: t3 - t2 },
+  };
+}
+
+function eliteRows(archives: readonly Archive<Genome>[], seq: number): EliteRow[] {
+  return archives.flatMap((a) =>
+    a
+      .elites()
+      .map((e) => ({ archive: a.task, cell: e.cell, id: e.id, quality: a.quality(e), seq })),
+  );
+}
+
+function summaries(cycle: CycleQD, config: RunConfig): ArchiveSummary[] {
+  return cycle.metrics().map((m) => ({
+    skill: config.skills[m.task],
+    filled: m.filled,
+    cells: m.cells,
+    coverage: m.coverage,
+    qdScore: m.qdScore,
+    best: m.bestQuality,
+  }));
+}
+
+/** The elite with the highest mean score over all tasks (lowest id on a tie). */
+export function bestMeanElite(archives: readonly Archive<Genome>[]): Elite<Genome> {
+  let best: Elite<Genome> | undefined;
+  let bestMean = Number.NEGATIVE_INFINITY;
+  const seen = new Set<number>();
+  for (const a of archives) {
+    for (const e of a.elites()) {
+      if (seen.has(e.id)) continue;
+      seen.add(e.id);
+      const mean = e.scores.reduce((s, x) => s + x, 0) / e.scores.length;
+      if (mean > bestMean || (mean === bestMean && best && e.id < best.id)) {
+        best = e;
+        bestMean = mean;
+      }
+    }
+  }
+  if (!best) throw new Error("bestMeanElite: the archives are empty");
+  return best;
+}
+
+/**
+ * The final models: the aggregate θ₀ + Σ β_k τ_k* (SPEC) and the best-mean elite, each
+ * recorded as a genome, evaluated on opt and test when asked, the aggregate written out.
+ */
+async function finalise(
+  store: RunStore,
+  config: RunConfig,
+  cycle: CycleQD,
+  inputs: Inputs,
+  factors: SeedFactors,
+  ev: Evaluator,
+  scoresById: Map<number, Scores>,
+  emit: (e: RunEvent) => void,
+): Promise<void> {
+  const layout = cycle.layout;
+  const agg = cycle.aggregate();
+  const best = bestMeanElite(cycle.archives);
+  const evaluate = async (name: string, genome: Genome, split: EvalJob["split"]) =>
+    (
+      await ev.evaluate({
+        name: `${name}-${split}`,
+        target: { kind: "genome", genome: encodeGenome(genome, layout) },
+        split,
+      })
+    ).scores;
+  const withTest = config.final.evaluate && config.split.test > 0;
+  const records: Omit<FinalRecord, "finishedAt">[] = [];
+
+  let model: string | null = null;
+  if (config.final.writeModel) {
+    model = join(store.dir, "model.gguf");
+    const base = await openGguf(inputs.base.gguf);
+    try {
+      await materialiseGguf(`${model}.part`, agg.genome, base, factors);
+      await rename(`${model}.part`, model);
+    } finally {
+      await base.close();
+    }
+    if (inputs.base.format === "safetensors") {
+      const { config: c, params } = await loadGguf(model);
+      await exportHfSafetensors(join(store.dir, "model-hf"), c, params);
+    }
+  }
+  records.push({
+    name: "aggregate",
+    genome: encodeGenome(agg.genome, layout),
+    sources: { ids: agg.elites.map((e) => e.id), beta: agg.beta },
+    scoresOpt: config.final.evaluate ? await evaluate("aggregate", agg.genome, "opt") : null,
+    scoresTest: withTest ? await evaluate("aggregate", agg.genome, "test") : null,
+    model,
+  });
+  records.push({
+    name: "best-mean",
+    genome: encodeGenome(best.payload, layout),
+    sources: { ids: [best.id] },
+    scoresOpt: scoresById.get(best.id) ?? null,
+    scoresTest: withTest ? await evaluate("best-mean", best.payload, "test") : null,
+    model: null,
+  });
+  store.finish(records);
+  for (const r of records) {
+    emit({
+      type: "final",
+      name: r.name,
+      sources: r.sources.ids,
+      scoresOpt: r.scoresOpt,
+      scoresTest: r.scoresTest,
+      model: r.model,
+    });
+  }
+}
