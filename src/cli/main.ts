@@ -1,4 +1,5 @@
 import { type Command, formatHelp, parseCommandArgs, UsageError } from "./command.ts";
+import { aggregate, exportCmd } from "./commands/aggregate.ts";
 import { demo } from "./commands/demo.ts";
 import { doctor } from "./commands/doctor.ts";
 import { init } from "./commands/init.ts";
@@ -8,7 +9,18 @@ import { resume } from "./commands/resume.ts";
 import { run } from "./commands/run.ts";
 import { status } from "./commands/status.ts";
 
-const commands: Command[] = [demo, init, run, resume, status, merge, inspect, doctor];
+const commands: Command[] = [
+  demo,
+  init,
+  run,
+  resume,
+  status,
+  aggregate,
+  exportCmd,
+  merge,
+  inspect,
+  doctor,
+];
 
 function mainHelp(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

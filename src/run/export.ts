@@ -1,0 +1,177 @@
+/**
+ * Models out of a run: the aggregate of the archives' current best elites (SPEC "Model
+ * aggregation") or any single elite, rebuilt exactly from its genome and written as GGUF
+ * (and as a Hugging Face safetensors folder when asked). Works on finished and on
+ * interrupted runs, and while a run is in progress (it only reads).
+ */
+import { rename } from "node:fs/promises";
+import { createGemm } from "../linalg/index.ts";
+import { exportHfSafetensors, loadGguf } from "../llm/export.ts";
+import { softmax } from "../qd/aggregate.ts";
+import { loadOrComputeFactors, type SeedFactors } from "../qd/factors.ts";
+import { combineGenomes, decodeGenome, type Genome } from "../qd/genome.ts";
+import { materialiseGguf } from "../qd/materialise.ts";
+import { openGguf } from "../tensors/gguf.ts";
+import { factorCacheDir } from "./runner.ts";
+import { type EliteRow, RunStore } from "./store.ts";
+
+export interface WriteModelOptions {
+  /** Also write a Hugging Face folder (config.json + model.safetensors) here. */
+  safetensors?: string;
+}
+
+export interface WrittenModel {
+  gguf: string;
+  safetensors?: string;
+  /** Individuals the model was built from, with their weights. */
+  sources: { id: number; archive?: string; weight: number }[];
+}
+
+/** A run opened read-only with what is needed to rebuild any of its individuals. */
+class RunModels {
+  private constructor(
+    readonly store: RunStore,
+    readonly base: string,
+    readonly factors: SeedFactors,
+  ) {}
+
+  static async open(dir: string): Promise<RunModels> {
+    const store = await RunStore.open(dir, { readonly: true });
+    try {
+      const config = store.config;
+      const inputs = store.inputs();
+      const path = (role: string) => {
+        const row = inputs.find((r) => r.role === role);
+        if (!row)
+          throw new Error(`run ${dir} has not recorded its ${role} model yet; resume it first`);
+        return row.gguf;
+      };
+      const gemm = await createGemm({ threads: config.engine.threads, warn: () => {} });
+      try {
+        const factors = await loadOrComputeFactors(
+          path("base"),
+          config.skills.map(path),
+          factorCacheDir(config),
+          { rank: config.mutation.rank, gemm },
+        );
+        return new RunModels(store, path("base"), factors);
+      } finally {
+        await gemm.dispose();
+      }
+    } catch (e) {
+      store.close();
+      throw e;
+    }
+  }
+
+  genome(id: number): Genome {
+    const K = this.store.config.skills.length;
+    const bytes =
+      id < K
+        ? this.store.seeds().find((s) => s.seed === id)?.genome
+        : this.store.children().find((c) => c.id === id)?.genome;
+    if (!bytes) throw new Error(`run ${this.store.dir} has no individual with id ${id}`);
+    return decodeGenome(bytes, this.factors.layout);
+  }
+
+  async write(genome: Genome, out: string, opts: WriteModelOptions): Promise<void> {
+    const base = await openGguf(this.base);
+    try {
+      await materialiseGguf(`${out}.part`, genome, base, this.factors);
+      await rename(`${out}.part`, out);
+    } finally {
+      await base.close();
+    }
+    if (opts.safetensors) {
+      const { config, params } = await loadGguf(out);
+      await exportHfSafetensors(opts.safetensors, config, params);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.factors.close();
+    this.store.close();
+  }
+}
+
+/** The best elite (highest quality, then lowest id) of each archive. */
+function bestElites(rows: readonly EliteRow[], K: number): EliteRow[] {
+  const best: EliteRow[] = [];
+  for (let k = 0; k < K; k++) {
+    const mine = rows.filter((r) => r.archive === k);
+    if (mine.length === 0) throw new Error(`archive ${k} is empty; the run has not started yet`);
+    mine.sort((a, b) => b.quality - a.quality || a.id - b.id);
+    best.push(mine[0]);
+  }
+  return best;
+}
+
+/** θ_agg = θ₀ + Σ_k β_k τ_k*, β = softmax of each archive's best quality. */
+export async function aggregateRun(
+  dir: string,
+  out: string,
+  opts: WriteModelOptions = {},
+): Promise<WrittenModel> {
+  const run = await RunModels.open(dir);
+  try {
+    const skills = run.store.config.skills;
+    const elites = bestElites(run.store.elites(), skills.length);
+    const beta = softmax(elites.map((e) => e.quality));
+    const genome = combineGenomes(elites.map((e, k) => [beta[k], run.genome(e.id)] as const));
+    await run.write(genome, out, opts);
+    return {
+      gguf: out,
+      safetensors: opts.safetensors,
+      sources: elites.map((e, k) => ({ id: e.id, archive: skills[e.archive], weight: beta[k] })),
+    };
+  } finally {
+    await run.close();
+  }
+}
+
+/**
+ * One elite, named `ARCHIVE:CELL` where ARCHIVE is a skill name or index and CELL is the
+ * flat cell index or its bin coordinates ("3,7"), as `cycleqd status` shows them.
+ */
+export async function exportElite(
+  dir: string,
+  spec: string,
+  out: string,
+  opts: WriteModelOptions = {},
+): Promise<WrittenModel> {
+  const run = await RunModels.open(dir);
+  try {
+    const { skills, archive } = run.store.config;
+    const [archivePart, cellPart] = spec.split(":");
+    if (archivePart === undefined || cellPart === undefined) {
+      throw new Error(`--elite must look like ARCHIVE:CELL (e.g. code:3,7 or 0:52), got "${spec}"`);
+    }
+    const k = /^\d+$/.test(archivePart) ? Number(archivePart) : skills.indexOf(archivePart);
+    if (!(k >= 0 && k < skills.length)) {
+      throw new Error(
+        `unknown archive "${archivePart}"; use one of ${skills.join(", ")} or 0–${skills.length - 1}`,
+      );
+    }
+    const coords = cellPart.split(",").map(Number);
+    if (coords.some((c) => !Number.isInteger(c) || c < 0 || c >= archive.bins)) {
+      throw new Error(
+        `cell "${cellPart}" is not a cell index or bin coordinates below ${archive.bins}`,
+      );
+    }
+    const cell =
+      coords.length === 1 ? coords[0] : coords.reduce((acc, b) => acc * archive.bins + b, 0);
+    const row = run.store.elites().find((r) => r.archive === k && r.cell === cell);
+    if (!row)
+      throw new Error(
+        `archive ${skills[k]} has no elite in cell ${cellPart}; see \`cycleqd status ${dir}\``,
+      );
+    await run.write(run.genome(row.id), out, opts);
+    return {
+      gguf: out,
+      safetensors: opts.safetensors,
+      sources: [{ id: row.id, archive: skills[k], weight: 1 }],
+    };
+  } finally {
+    await run.close();
+  }
+}
