@@ -96,7 +96,7 @@ async function ortOverhead(ort: Gemm): Promise<void> {
   table(["m×k×n", "µs/call", "calls/s", "GFLOP/s"], rows);
 }
 
-/** Blocks in flight in the per-block loop (what attention did before `matmulBatched`). */
+/** Blocks in flight in the per-block loop that `matmulBatched` is compared with. */
 const LOOP_CONCURRENCY = 4;
 
 /** `batch` products block by block through `matmul`, LOOP_CONCURRENCY calls in flight. */

@@ -11,12 +11,13 @@
 import { existsSync } from "node:fs";
 import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { genomeByteSize, openFactors } from "../src/qd/index.ts";
+import { zooPath } from "../src/run/config.ts";
 import { type RunEvent, run, validateConfig } from "../src/run/index.ts";
-import { SHIPPED_ZOO_DIR } from "../src/zoo/index.ts";
 import { writeTinyZoo } from "../test/run-fixtures.ts";
 
+const SHIPPED_ZOO_DIR = dirname(zooPath("zoo.json"));
 const args = process.argv.slice(2);
 const generations = Number(args.find((a) => /^\d+$/.test(a)) ?? 9);
 const zooReady = ["base", "code", "os", "db"].every((m) =>

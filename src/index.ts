@@ -5,8 +5,8 @@
 export * from "./engine/index.ts";
 export * from "./merge/index.ts";
 export * from "./qd/index.ts";
-export * from "./run/index.ts";
 export { aggregateRun, exportElite, type WrittenModel } from "./run/export.ts";
+export * from "./run/index.ts";
 export { createMiniSkills, evaluateSkills } from "./skills/index.ts";
 export { checkSandbox, runSandboxed } from "./skills/sandbox/index.ts";
 export { openGguf, writeGguf } from "./tensors/gguf.ts";

@@ -1,6 +1,5 @@
 /** Plain-loop GEMMs with float64 accumulation, so the llm tests need no native backend. */
-import type { GemmOptions } from "../src/linalg/gemm.ts";
-import type { BatchedGemm } from "../src/llm/attention.ts";
+import type { Gemm, GemmOptions } from "../src/linalg/gemm.ts";
 
 function product(
   a: Float32Array,
@@ -25,7 +24,7 @@ function product(
 }
 
 /** A GEMM with a batched product, to exercise the one-call attention path. */
-export function naiveGemm(): BatchedGemm {
+export function naiveGemm(): Gemm {
   return {
     name: "naive",
     async matmul(a, b, m, k, n, opts = {}) {
@@ -56,7 +55,7 @@ export function naiveGemm(): BatchedGemm {
  * The same GEMM with its batched product done block by block through `matmul`, so the
  * batched layout is checked against one product per block.
  */
-export function naiveGemmUnbatched(): BatchedGemm {
+export function naiveGemmUnbatched(): Gemm {
   const { name, matmul, dispose } = naiveGemm();
   return {
     name,

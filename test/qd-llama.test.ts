@@ -11,9 +11,9 @@ import {
   seedGenome,
   svdMutation,
 } from "../src/qd/index.ts";
-import { openGguf, writeGguf } from "../src/tensors/gguf.ts";
+import { openGguf } from "../src/tensors/gguf.ts";
 import { Rng } from "../src/util/rng.ts";
-import { writeTinyLlamaGguf } from "./helpers/tiny-gguf.ts";
+import { writeNoisyCopy, writeTinyLlamaGguf } from "./helpers/tiny-gguf.ts";
 
 let dir: string;
 let llama: Llama;
@@ -34,18 +34,8 @@ test("llama.cpp loads and runs a materialised child of two experts", async () =>
   const base = await openGguf(basePath);
   const experts: string[] = [];
   for (let k = 0; k < 2; k++) {
-    const rng = new Rng(50 + k);
     const path = join(dir, `expert${k}.gguf`);
-    await writeGguf(
-      path,
-      base.metadata,
-      base.tensors.map((t) => ({
-        name: t.name,
-        dtype: "F32" as const,
-        shape: t.shape,
-        data: async () => (await base.read(t.name)).map((x) => x + rng.normal(0, 0.02)),
-      })),
-    );
+    await writeNoisyCopy(base, path, new Rng(50 + k));
     experts.push(path);
   }
   const factors = await loadOrComputeFactors(basePath, experts, join(dir, "cache"), { rank: 8 });

@@ -6,9 +6,9 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { RunStore } from "../src/run/store.ts";
-import { openGguf, writeGguf } from "../src/tensors/gguf.ts";
+import { openGguf } from "../src/tensors/gguf.ts";
 import { Rng } from "../src/util/rng.ts";
-import { writeTinyLlamaGguf } from "./helpers/tiny-gguf.ts";
+import { writeNoisyCopy, writeTinyLlamaGguf } from "./helpers/tiny-gguf.ts";
 
 export const SKILLS = ["code", "os", "db"];
 
@@ -18,17 +18,7 @@ export async function writeTinyZoo(dir: string): Promise<void> {
   const base = await openGguf(join(dir, "base.gguf"));
   try {
     for (const [k, skill] of SKILLS.entries()) {
-      const rng = new Rng(100 + k);
-      await writeGguf(
-        join(dir, `${skill}.gguf`),
-        base.metadata,
-        base.tensors.map((t) => ({
-          name: t.name,
-          dtype: "F32" as const,
-          shape: t.shape,
-          data: async () => (await base.read(t.name)).map((x) => x + rng.normal(0, 0.02)),
-        })),
-      );
+      await writeNoisyCopy(base, join(dir, `${skill}.gguf`), new Rng(100 + k));
     }
   } finally {
     await base.close();

@@ -177,7 +177,7 @@ export interface OnnxGraph {
 }
 
 /** ModelProto bytes for a small float32 graph (ir_version 8). */
-export function onnxModel(g: OnnxGraph): Uint8Array {
+function onnxModel(g: OnnxGraph): Uint8Array {
   const nodes = g.nodes.map((nd) => [
     ...nd.inputs.flatMap((x) => stringField(1, x)),
     ...nd.outputs.flatMap((x) => stringField(2, x)),
@@ -205,7 +205,7 @@ export function onnxModel(g: OnnxGraph): Uint8Array {
 }
 
 /** ModelProto bytes for Y = op(A)·op(B) as one Gemm node (opset 13, C omitted). */
-export function gemmModel(transA: boolean, transB: boolean): Uint8Array {
+function gemmModel(transA: boolean, transB: boolean): Uint8Array {
   return onnxModel({
     nodes: [
       {
@@ -229,7 +229,7 @@ export function gemmModel(transA: boolean, transB: boolean): Uint8Array {
  * MatMul (opset 13) without transposes, else FusedMatMul (com.microsoft, opset 1), whose
  * transA/transB swap the last two dimensions of an operand.
  */
-export function batchedMatmulModel(transA: boolean, transB: boolean): Uint8Array {
+function batchedMatmulModel(transA: boolean, transB: boolean): Uint8Array {
   const fused = transA || transB;
   return onnxModel({
     nodes: [

@@ -172,7 +172,7 @@ const toF32T = (a: ArrayLike<number>, rows: number, cols: number) =>
  * Thin QR of a len×ncol matrix given as columns (len ≥ ncol), in float64.
  * Returns Q as columns (ncol×len, orthonormal) and R as row-major ncol×ncol upper triangle.
  */
-export function qrColumns(
+function qrColumns(
   cols: Float64Array,
   len: number,
   ncol: number,

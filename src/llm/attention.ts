@@ -13,9 +13,6 @@ import type { Gemm } from "../linalg/gemm.ts";
 import type { LlamaConfig } from "./config.ts";
 import type { Workspace } from "./workspace.ts";
 
-/** Every `Gemm` has the batched product now; the name stays for existing importers. */
-export type BatchedGemm = Gemm;
-
 /** cos/sin of RoPE angles for positions 0..T-1, [T, headDim/2]. */
 export interface RopeTable {
   cos: Float32Array;
@@ -28,7 +25,7 @@ const ropeTables = new Map<string, RopeTable>();
  * RoPE angles as ggml computes them for GGML_ROPE_TYPE_NORM: θ = pos · base^(−2i/headDim),
  * with the frequency built by repeated float32 multiplication, applied to pairs (2i, 2i+1).
  */
-export function ropeTable(T: number, hd: number, base: number): RopeTable {
+function ropeTable(T: number, hd: number, base: number): RopeTable {
   const key = `${T}:${hd}:${base}`;
   const hit = ropeTables.get(key);
   if (hit) return hit;

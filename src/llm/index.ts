@@ -1,5 +1,4 @@
 /** The tiny LLaMA: tokenizer, model, gradients, trainer and model files. */
-export type { BatchedGemm } from "./attention.ts";
 export { type Batch, evaluateLoss, type LossAndGradients, lossAndGradients } from "./backward.ts";
 export {
   type Example,

@@ -150,8 +150,3 @@ export function crossEntropy(
   }
   return { loss: loss * norm, weight };
 }
-
-/** a += b, elementwise. */
-export function addInto(a: Float32Array, b: Float32Array): void {
-  for (let i = 0; i < a.length; i++) a[i] += b[i];
-}

@@ -105,6 +105,20 @@ function dropAll(task: TensorTask, p: MergeParams): Float32Array[] {
   return task.tau.map((t, k) => dropAndRescale(t, p.drop, dropRng(p.seed, task.name, k)));
 }
 
+/** `combineTaskVectors` of (sparsified) task vectors with the method's λ and normalize. */
+function combine(
+  task: TensorTask,
+  tau: readonly Float32Array[],
+  p: MergeParams,
+  electSign: boolean,
+): Float32Array {
+  return combineTaskVectors(task.base, tau, p.weights, {
+    lambda: p.lambda,
+    normalize: p.normalize,
+    electSign,
+  });
+}
+
 export const linear: MergeMethod = {
   name: "linear",
   summary:
@@ -121,12 +135,7 @@ export const taskArithmetic: MergeMethod = {
   minExperts: 1,
   params: ["lambda"],
   defaultNormalize: false,
-  merge: (task, p) =>
-    combineTaskVectors(task.base, task.tau, p.weights, {
-      lambda: p.lambda,
-      normalize: p.normalize,
-      electSign: false,
-    }),
+  merge: (task, p) => combine(task, task.tau, p, false),
 };
 
 export const ties: MergeMethod = {
@@ -137,11 +146,11 @@ export const ties: MergeMethod = {
   params: ["lambda", "density"],
   defaultNormalize: true,
   merge: (task, p) =>
-    combineTaskVectors(
-      task.base,
+    combine(
+      task,
       task.tau.map((t) => trimToDensity(t, p.density)),
-      p.weights,
-      { lambda: p.lambda, normalize: p.normalize, electSign: true },
+      p,
+      true,
     ),
 };
 
@@ -152,12 +161,7 @@ export const dare: MergeMethod = {
   minExperts: 2,
   params: ["lambda", "drop", "seed"],
   defaultNormalize: false,
-  merge: (task, p) =>
-    combineTaskVectors(task.base, dropAll(task, p), p.weights, {
-      lambda: p.lambda,
-      normalize: p.normalize,
-      electSign: false,
-    }),
+  merge: (task, p) => combine(task, dropAll(task, p), p, false),
 };
 
 export const dareTies: MergeMethod = {
@@ -166,12 +170,7 @@ export const dareTies: MergeMethod = {
   minExperts: 2,
   params: ["lambda", "drop", "seed"],
   defaultNormalize: false,
-  merge: (task, p) =>
-    combineTaskVectors(task.base, dropAll(task, p), p.weights, {
-      lambda: p.lambda,
-      normalize: p.normalize,
-      electSign: true,
-    }),
+  merge: (task, p) => combine(task, dropAll(task, p), p, true),
 };
 
 /** Every merge method by name. */

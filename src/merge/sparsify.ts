@@ -3,6 +3,7 @@
  * drops entries at random and rescales the rest. Both work in place on a Float32Array, so a
  * large tensor needs no second copy.
  */
+import { fnv1a } from "../util/hash.ts";
 import { Rng } from "../util/rng.ts";
 
 /** Entries a density keeps of `n`: ⌊density·n⌋, as mergekit counts them. */
@@ -88,16 +89,6 @@ export function dropAndRescale(tau: Float32Array, drop: number, rng: Rng): Float
     tau[i] = rng.nextU32() < threshold ? tau[i] * scale : 0;
   }
   return tau;
-}
-
-/** 32-bit FNV-1a of a string's UTF-16 code units. */
-function fnv1a(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h >>> 0;
 }
 
 /**

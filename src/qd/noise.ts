@@ -3,17 +3,8 @@
  * 32-bit seed; the noise of each tensor is regenerated from (seed, tensor name), so genomes
  * stay small and every materialisation adds exactly the same numbers.
  */
+import { fnv1a } from "../util/hash.ts";
 import { Rng } from "../util/rng.ts";
-
-/** 32-bit FNV-1a of a string's UTF-16 code units. */
-function fnv1a(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h >>> 0;
-}
 
 /** `count` standard normals for tensor `name` under noise seed `seed`. */
 export function noiseField(seed: number, name: string, count: number): Float64Array {

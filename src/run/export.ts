@@ -4,15 +4,13 @@
  * (and as a Hugging Face safetensors folder when asked). Works on finished and on
  * interrupted runs, and while a run is in progress (it only reads).
  */
-import { rename } from "node:fs/promises";
-import { createGemm } from "../linalg/index.ts";
 import { exportHfSafetensors, loadGguf } from "../llm/export.ts";
 import { softmax } from "../qd/aggregate.ts";
-import { loadOrComputeFactors, type SeedFactors } from "../qd/factors.ts";
+import type { SeedFactors } from "../qd/factors.ts";
 import { combineGenomes, decodeGenome, type Genome } from "../qd/genome.ts";
 import { materialiseGguf } from "../qd/materialise.ts";
 import { openGguf } from "../tensors/gguf.ts";
-import { factorCacheDir } from "./runner.ts";
+import { runFactors } from "./seed-factors.ts";
 import { type EliteRow, RunStore } from "./store.ts";
 
 export interface WriteModelOptions {
@@ -25,6 +23,29 @@ export interface WrittenModel {
   safetensors?: string;
   /** Individuals the model was built from, with their weights. */
   sources: { id: number; archive?: string; weight: number }[];
+}
+
+/**
+ * Writes `genome` as a GGUF model at `out` (the base at `basePath` plus its task vectors),
+ * and as a Hugging Face folder at `hfDir` when given.
+ */
+export async function writeGenomeModel(
+  genome: Genome,
+  basePath: string,
+  factors: SeedFactors,
+  out: string,
+  hfDir?: string,
+): Promise<void> {
+  const base = await openGguf(basePath);
+  try {
+    await materialiseGguf(out, genome, base, factors);
+  } finally {
+    await base.close();
+  }
+  if (hfDir) {
+    const { config, params } = await loadGguf(out);
+    await exportHfSafetensors(hfDir, config, params);
+  }
 }
 
 /** A run opened read-only with what is needed to rebuild any of its individuals. */
@@ -46,18 +67,8 @@ class RunModels {
           throw new Error(`run ${dir} has not recorded its ${role} model yet; resume it first`);
         return row.gguf;
       };
-      const gemm = await createGemm({ threads: config.engine.threads, warn: () => {} });
-      try {
-        const factors = await loadOrComputeFactors(
-          path("base"),
-          config.skills.map(path),
-          factorCacheDir(config),
-          { rank: config.mutation.rank, gemm },
-        );
-        return new RunModels(store, path("base"), factors);
-      } finally {
-        await gemm.dispose();
-      }
+      const factors = await runFactors(config, path("base"), config.skills.map(path));
+      return new RunModels(store, path("base"), factors);
     } catch (e) {
       store.close();
       throw e;
@@ -72,20 +83,6 @@ class RunModels {
         : this.store.children().find((c) => c.id === id)?.genome;
     if (!bytes) throw new Error(`run ${this.store.dir} has no individual with id ${id}`);
     return decodeGenome(bytes, this.factors.layout);
-  }
-
-  async write(genome: Genome, out: string, opts: WriteModelOptions): Promise<void> {
-    const base = await openGguf(this.base);
-    try {
-      await materialiseGguf(`${out}.part`, genome, base, this.factors);
-      await rename(`${out}.part`, out);
-    } finally {
-      await base.close();
-    }
-    if (opts.safetensors) {
-      const { config, params } = await loadGguf(out);
-      await exportHfSafetensors(opts.safetensors, config, params);
-    }
   }
 
   async close(): Promise<void> {
@@ -118,7 +115,7 @@ export async function aggregateRun(
     const elites = bestElites(run.store.elites(), skills.length);
     const beta = softmax(elites.map((e) => e.quality));
     const genome = combineGenomes(elites.map((e, k) => [beta[k], run.genome(e.id)] as const));
-    await run.write(genome, out, opts);
+    await writeGenomeModel(genome, run.base, run.factors, out, opts.safetensors);
     return {
       gguf: out,
       safetensors: opts.safetensors,
@@ -165,7 +162,7 @@ export async function exportElite(
       throw new Error(
         `archive ${skills[k]} has no elite in cell ${cellPart}; see \`cycleqd status ${dir}\``,
       );
-    await run.write(run.genome(row.id), out, opts);
+    await writeGenomeModel(run.genome(row.id), run.base, run.factors, out, opts.safetensors);
     return {
       gguf: out,
       safetensors: opts.safetensors,

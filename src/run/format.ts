@@ -6,7 +6,7 @@ import type { Scores } from "./store.ts";
 
 const OUTCOME: Record<string, string> = { "new-cell": "new", improved: "improved", rejected: "-" };
 
-export function duration(seconds: number): string {
+function duration(seconds: number): string {
   if (!Number.isFinite(seconds)) return "?";
   const s = Math.round(seconds);
   if (s < 60) return `${s}s`;
@@ -16,7 +16,7 @@ export function duration(seconds: number): string {
 
 const score = (x: number) => x.toFixed(2);
 
-export function formatScores(s: Scores | null): string {
+function formatScores(s: Scores | null): string {
   if (!s) return "-";
   return Object.entries(s)
     .map(([k, v]) => `${k} ${score(v.score)}`)

@@ -34,13 +34,13 @@ export {
 export {
   type ArchiveSummary,
   bestMeanElite,
-  factorCacheDir,
   type RunEvent,
   type RunOptions,
   type RunResult,
   resume,
   run,
 } from "./runner.ts";
+export { factorCacheDir } from "./seed-factors.ts";
 export {
   type ArchiveStatus,
   OVERHEAD_KEYS,

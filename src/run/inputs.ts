@@ -5,7 +5,7 @@
  * GGUF once, under RUN/inputs.
  */
 import { createHash } from "node:crypto";
-import { mkdir, readFile, rename, stat } from "node:fs/promises";
+import { mkdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { exportGguf, loadHfSafetensors } from "../llm/export.ts";
 import { VOCAB_SIZE } from "../llm/tokenizer.ts";
@@ -211,9 +211,7 @@ export async function prepareInputs(config: RunConfig, dir: string): Promise<Inp
     if (!(await exists(gguf))) {
       const { config: c, params } = await loadHfSafetensors(source);
       await mkdir(dir, { recursive: true });
-      // Written under a temporary name so a crash never leaves a half file in place.
-      await exportGguf(`${gguf}.part`, c, params, { name: `cycleqd-input-${role}` });
-      await rename(`${gguf}.part`, gguf);
+      await exportGguf(gguf, c, params, { name: `cycleqd-input-${role}` });
     }
     return { role, source, format: fmt, gguf };
   };

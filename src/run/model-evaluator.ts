@@ -13,6 +13,7 @@ import { decodeGenome, materialiseGguf, openFactors, type SeedFactors } from "..
 import { createMiniSkills, evaluateSkills, resolveRunner } from "../skills/index.ts";
 import type { Runner, Skill, SkillModel } from "../skills/types.ts";
 import { type GgufReader, gguf, openGguf } from "../tensors/gguf.ts";
+import type { RunConfig } from "./config.ts";
 import type { Scores, Timings } from "./store.ts";
 
 /** Everything a worker needs, as plain data (it crosses a process boundary). */
@@ -28,6 +29,25 @@ export interface EvaluatorSetup {
   split: { opt: number; test: number };
   engine: { threads?: number; parallel: number; contextSize?: number };
   unsafe: boolean;
+}
+
+/** The evaluator setup for a run's config, base model (GGUF) and seed factors. */
+export function evaluatorSetup(
+  config: RunConfig,
+  tmpDir: string,
+  basePath: string,
+  factorsDir: string,
+): EvaluatorSetup {
+  return {
+    tmpDir,
+    basePath,
+    factorsDir,
+    skills: config.skills,
+    skillSeed: config.skillSeed,
+    split: config.split,
+    engine: config.engine,
+    unsafe: config.unsafe,
+  };
 }
 
 /** A genome (encoded bytes, as `encodeGenome` writes) or a model file as it is. */
@@ -48,11 +68,7 @@ export interface EvalResult {
 }
 
 /** The configured skills, in config order. */
-export function buildSkills(
-  names: readonly string[],
-  seed: number,
-  split: EvaluatorSetup["split"],
-) {
+function buildSkills(names: readonly string[], seed: number, split: EvaluatorSetup["split"]) {
   const all = createMiniSkills({ seed, sizes: { opt: split.opt, test: split.test } });
   return names.map((n) => {
     const s = all.find((x) => x.name === n);

@@ -8,11 +8,8 @@
  * - Resume rebuilds the archives by replaying the finished children in commit order and
  *   dispatches the missing indices, so an interrupted child is redone with its own draws.
  */
-import { mkdir, rename, rm } from "node:fs/promises";
-import { homedir } from "node:os";
+import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { createGemm } from "../linalg/index.ts";
-import { exportHfSafetensors, loadGguf } from "../llm/export.ts";
 import {
   type Archive,
   activeTask,
@@ -23,21 +20,20 @@ import {
   encodeGenome,
   type Genome,
   hashPath,
-  loadOrComputeFactors,
-  materialiseGguf,
   mutate,
   type OfferOutcome,
   type SeedFactors,
   seedGenome,
   selectParents,
 } from "../qd/index.ts";
-import { openGguf } from "../tensors/gguf.ts";
 import { Rng } from "../util/rng.ts";
 import { childRng } from "./child-rng.ts";
 import type { RunConfig } from "./config.ts";
 import { createEvaluator, type EvalOutcome, type Evaluator } from "./evaluator.ts";
+import { writeGenomeModel } from "./export.ts";
 import { checkInputs, type Inputs, prepareInputs } from "./inputs.ts";
-import type { EvalJob, EvaluatorSetup } from "./model-evaluator.ts";
+import { type EvalJob, type EvaluatorSetup, evaluatorSetup } from "./model-evaluator.ts";
+import { runFactors } from "./seed-factors.ts";
 import {
   type ChildRecord,
   type EliteRow,
@@ -153,14 +149,6 @@ export async function resume(dir: string, opts: RunOptions = {}): Promise<RunRes
   return execute(store, true, opts);
 }
 
-/** The seed-factor cache: config, $CYCLEQD_CACHE_DIR, $XDG_CACHE_HOME or ~/.cache. */
-export function factorCacheDir(config: RunConfig): string {
-  if (config.cacheDir) return config.cacheDir;
-  if (process.env.CYCLEQD_CACHE_DIR) return process.env.CYCLEQD_CACHE_DIR;
-  const xdg = process.env.XDG_CACHE_HOME || join(homedir(), ".cache");
-  return join(xdg, "cycleqd", "factors");
-}
-
 interface Asked {
   index: number;
   id: number;
@@ -207,17 +195,11 @@ async function execute(store: RunStore, resumed: boolean, opts: RunOptions): Pro
     });
 
     const tf = performance.now();
-    const gemm = await createGemm({ threads: config.engine.threads, warn: () => {} });
-    try {
-      factors = await loadOrComputeFactors(
-        inputs.base.gguf,
-        inputs.experts.map((e) => e.gguf),
-        factorCacheDir(config),
-        { rank: config.mutation.rank, gemm },
-      );
-    } finally {
-      await gemm.dispose();
-    }
+    factors = await runFactors(
+      config,
+      inputs.base.gguf,
+      inputs.experts.map((e) => e.gguf),
+    );
     emit({
       type: "factors",
       fromCache: factors.fromCache,
@@ -233,16 +215,7 @@ async function execute(store: RunStore, resumed: boolean, opts: RunOptions): Pro
       );
     }
 
-    const setup: EvaluatorSetup = {
-      tmpDir,
-      basePath: inputs.base.gguf,
-      factorsDir: factors.dir,
-      skills: config.skills,
-      skillSeed: config.skillSeed,
-      split: config.split,
-      engine: config.engine,
-      unsafe: config.unsafe,
-    };
+    const setup = evaluatorSetup(config, tmpDir, inputs.base.gguf, factors.dir);
     evaluator = await (opts.createEvaluator ?? createEvaluator)(setup, config.workers);
     const ev = evaluator;
 
@@ -582,17 +555,8 @@ async function finalise(
   let model: string | null = null;
   if (config.final.writeModel) {
     model = join(store.dir, "model.gguf");
-    const base = await openGguf(inputs.base.gguf);
-    try {
-      await materialiseGguf(`${model}.part`, agg.genome, base, factors);
-      await rename(`${model}.part`, model);
-    } finally {
-      await base.close();
-    }
-    if (inputs.base.format === "safetensors") {
-      const { config: c, params } = await loadGguf(model);
-      await exportHfSafetensors(join(store.dir, "model-hf"), c, params);
-    }
+    const hf = inputs.base.format === "safetensors" ? join(store.dir, "model-hf") : undefined;
+    await writeGenomeModel(agg.genome, inputs.base.gguf, factors, model, hf);
   }
   records.push({
     name: "aggregate",

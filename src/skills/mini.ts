@@ -11,11 +11,19 @@ import { type Problem, SPLITS, type Split } from "./types.ts";
 export const MINI_STOP = ["\n"];
 export const MINI_TERMINATOR = "\n";
 /** Answers are at most ~60 characters; a byte vocabulary makes that ~60 tokens. */
-export const MINI_MAX_TOKENS = 80;
+const MINI_MAX_TOKENS = 80;
 
 export function miniPrompt(instruction: string): string {
   return `Q: ${instruction}\nA: `;
 }
+
+/** The prompt and answer fields every miniature skill shares. */
+export const MINI_FORMAT = {
+  format: (p: Problem) => miniPrompt(p.instruction),
+  stop: MINI_STOP,
+  terminator: MINI_TERMINATOR,
+  maxTokens: MINI_MAX_TOKENS,
+};
 
 export interface MiniOptions {
   /** Generation seed (default 1). */

@@ -3,6 +3,7 @@
  * seeded hash of the key puts it in exactly one split, so splits are disjoint by construction
  * and the combinations reserved for `test` never appear anywhere else.
  */
+import { fnv1a } from "../util/hash.ts";
 import { Rng } from "../util/rng.ts";
 import type { Split } from "./types.ts";
 
@@ -16,13 +17,9 @@ const BUCKETS: readonly Split[] = [
   ...Array<Split>(10).fill("train"),
 ];
 
-/** FNV-1a followed by a murmur3 finaliser: a stable 32-bit hash of a string. */
-export function hash32(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
+/** FNV-1a followed by a murmur3 finaliser, so nearby keys land in unrelated buckets. */
+function hash32(s: string): number {
+  let h = fnv1a(s);
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b) >>> 0;
   h ^= h >>> 13;
@@ -44,7 +41,7 @@ export function comboKey(template: string, values: Record<string, string | numbe
 }
 
 /** The independent generator of one skill's split, so split sizes never affect each other. */
-export function splitRng(seed: number, skill: string, split: Split): Rng {
+function splitRng(seed: number, skill: string, split: Split): Rng {
   return new Rng(hash32(`${seed}:${skill}:${split}`));
 }
 

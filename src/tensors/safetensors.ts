@@ -525,20 +525,11 @@ export async function writeSafetensors(
 ): Promise<void> {
   checkTensorsToWrite(path, tensors);
   const header = buildHeader(path, tensors, metadata);
-  const tmp = `${path}.tmp`;
-  const handle = await createFile(tmp);
-  try {
+  await writeAtomically(path, async (handle) => {
     let position = await writeAll(handle, header, 0);
     for (const t of tensors)
       position = await writeAll(handle, await tensorBytes(path, t), position);
-    await handle.sync();
-    await handle.close();
-    await rename(tmp, path);
-  } catch (err) {
-    await handle.close().catch(() => {});
-    await unlink(tmp).catch(() => {});
-    throw err;
-  }
+  });
 }
 
 /**
@@ -574,11 +565,12 @@ export async function writeShardedSafetensors(
   weightMap.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   const totalSize = tensors.reduce((sum, t) => sum + tensorByteLength(t), 0);
   const index = { metadata: { total_size: totalSize }, weight_map: Object.fromEntries(weightMap) };
-  await writeTextAtomically(indexPath, `${JSON.stringify(index, null, 2)}\n`);
+  const text = `${JSON.stringify(index, null, 2)}\n`;
+  await writeAtomically(indexPath, (handle) => handle.writeFile(text, "utf8"));
   return { index: indexPath, shards: names.map((n) => join(dir, n)) };
 }
 
-export function shardFileName(i: number, n: number): string {
+function shardFileName(i: number, n: number): string {
   const pad = (x: number) => String(x).padStart(5, "0");
   return `model-${pad(i)}-of-${pad(n)}.safetensors`;
 }
@@ -707,11 +699,15 @@ async function writeAll(handle: FileHandle, bytes: Uint8Array, position: number)
   return position + done;
 }
 
-async function writeTextAtomically(path: string, text: string): Promise<void> {
+/** Writes `path.tmp` with `write`, syncs it and renames it to `path`; removes it on failure. */
+async function writeAtomically(
+  path: string,
+  write: (handle: FileHandle) => Promise<void>,
+): Promise<void> {
   const tmp = `${path}.tmp`;
   const handle = await createFile(tmp);
   try {
-    await handle.writeFile(text, "utf8");
+    await write(handle);
     await handle.sync();
     await handle.close();
     await rename(tmp, path);

@@ -3,7 +3,7 @@
  * vocabulary that llama.cpp accepts: specials, the 256 byte tokens, `▁` and printable ASCII.
  */
 import type { FloatDType } from "../../src/tensors/dtype.ts";
-import { type GgufValue, gguf, writeGguf } from "../../src/tensors/gguf.ts";
+import { type GgufReader, type GgufValue, gguf, writeGguf } from "../../src/tensors/gguf.ts";
 import type { TensorToWrite } from "../../src/tensors/types.ts";
 import { Rng } from "../../src/util/rng.ts";
 
@@ -144,4 +144,18 @@ export async function writeTinyLlamaGguf(
   const cfg = tinyLlamaConfig(opts);
   await writeGguf(path, tinyLlamaMetadata(cfg), tinyLlamaTensors(cfg));
   return cfg;
+}
+
+/** Writes `base` with N(0, 0.02²) noise added to every weight: a stand-in expert. */
+export async function writeNoisyCopy(base: GgufReader, path: string, rng: Rng): Promise<void> {
+  await writeGguf(
+    path,
+    base.metadata,
+    base.tensors.map((t) => ({
+      name: t.name,
+      dtype: "F32" as const,
+      shape: t.shape,
+      data: async () => (await base.read(t.name)).map((x) => x + rng.normal(0, 0.02)),
+    })),
+  );
 }

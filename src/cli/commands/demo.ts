@@ -1,13 +1,13 @@
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join, relative } from "node:path";
-import { createGemm } from "../../linalg/index.ts";
 import { mergeModels } from "../../merge/index.ts";
-import { loadOrComputeFactors } from "../../qd/factors.ts";
 import { reporter, withInterrupts } from "../../run/cli-support.ts";
 import { defaultConfig, type RunConfig, validateConfig, zooPath } from "../../run/config.ts";
 import { createInProcessEvaluator } from "../../run/evaluator.ts";
-import { factorCacheDir, run as runSearch } from "../../run/runner.ts";
+import { evaluatorSetup } from "../../run/model-evaluator.ts";
+import { run as runSearch } from "../../run/runner.ts";
+import { runFactors } from "../../run/seed-factors.ts";
 import { RunStore, type Scores } from "../../run/store.ts";
 import { checkSandbox } from "../../skills/sandbox/index.ts";
 import { type Command, table, UsageError } from "../command.ts";
@@ -23,22 +23,11 @@ async function scoreReferences(config: RunConfig, dir: string): Promise<Row[]> {
   const average = join(dir, "average.gguf");
   const experts = config.skills.map((s) => config.models.experts[s]);
   await mergeModels({ method: "linear", base: config.models.base, experts, out: average });
-  const gemm = await createGemm({ warn: () => {} });
-  const factors = await loadOrComputeFactors(config.models.base, experts, factorCacheDir(config), {
-    rank: config.mutation.rank,
-    gemm,
-  }).finally(() => gemm.dispose());
+  const factors = await runFactors(config, config.models.base, experts);
   await factors.close();
-  const ev = await createInProcessEvaluator({
-    tmpDir: join(dir, "tmp"),
-    basePath: config.models.base,
-    factorsDir: factors.dir,
-    skills: config.skills,
-    skillSeed: config.skillSeed,
-    split: config.split,
-    engine: config.engine,
-    unsafe: config.unsafe,
-  });
+  const ev = await createInProcessEvaluator(
+    evaluatorSetup(config, join(dir, "tmp"), config.models.base, factors.dir),
+  );
   try {
     const models: [string, string][] = [
       ["base", config.models.base],

@@ -8,7 +8,7 @@ import { PYTHON_LIMITS } from "../limits.ts";
 import { clip, nonce, ranTooLong } from "../text.ts";
 import type { Grade, Runner } from "../types.ts";
 
-export const HARNESS_PY = String.raw`import ast, json, os, sys
+const HARNESS_PY = String.raw`import ast, json, os, sys
 spec = json.load(open("spec.json"))
 source = open("answer.py").read()
 os.remove("spec.json")

@@ -1,12 +1,5 @@
 /** The miniature coding skill (stands in for MBPP). */
-import {
-  lazySplits,
-  MINI_MAX_TOKENS,
-  MINI_STOP,
-  MINI_TERMINATOR,
-  type MiniOptions,
-  miniPrompt,
-} from "../mini.ts";
+import { lazySplits, MINI_FORMAT, type MiniOptions } from "../mini.ts";
 import { comboKey, pick } from "../splits.ts";
 import type { Problem, Skill } from "../types.ts";
 import { gradePython } from "./harness.ts";
@@ -44,10 +37,7 @@ export function createCodeSkill(opts: MiniOptions = {}): Skill<CodeProblem> {
   return {
     name: "code",
     problems,
-    format: (p) => miniPrompt(p.instruction),
-    stop: MINI_STOP,
-    terminator: MINI_TERMINATOR,
-    maxTokens: MINI_MAX_TOKENS,
+    ...MINI_FORMAT,
     grade: async (p, output, ctx) =>
       output.trim() === ""
         ? { pass: false, reason: "empty answer" }

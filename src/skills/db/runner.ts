@@ -24,7 +24,7 @@ export interface SqlOutcome {
   state: Record<string, SqlValue[][]>;
 }
 
-export const SQL_RUNNER_PY = String.raw`import json, os, sqlite3, sys, time
+const SQL_RUNNER_PY = String.raw`import json, os, sqlite3, sys, time
 spec = json.load(open("spec.json"))
 os.remove("spec.json")
 tag = spec["nonce"]
@@ -106,7 +106,7 @@ export async function runSql(
 }
 
 /** Equality of SQL values: numbers within 1e-6 (so 5 equals 5.0), everything else exact. */
-export function sameValue(a: SqlValue, b: SqlValue): boolean {
+function sameValue(a: SqlValue, b: SqlValue): boolean {
   if (typeof a === "number" && typeof b === "number") {
     return Math.abs(a - b) <= 1e-6 * Math.max(1, Math.abs(a), Math.abs(b));
   }

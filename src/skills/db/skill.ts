@@ -1,13 +1,6 @@
 /** The miniature DB skill (stands in for AgentBench DB). */
 import type { Rng } from "../../util/rng.ts";
-import {
-  lazySplits,
-  MINI_MAX_TOKENS,
-  MINI_STOP,
-  MINI_TERMINATOR,
-  type MiniOptions,
-  miniPrompt,
-} from "../mini.ts";
+import { lazySplits, MINI_FORMAT, type MiniOptions } from "../mini.ts";
 import { comboKey, pick, sample } from "../splits.ts";
 import { clip } from "../text.ts";
 import type { Grade, Problem, Runner, Skill } from "../types.ts";
@@ -81,7 +74,7 @@ function tableSpec(t: TableShape, rows: SqlValue[][]): TableSpec {
 const show = (rows: SqlValue[][]) => clip(JSON.stringify(rows), 50);
 
 /** Judges an answer's outcome against the reference's: result set, or final tables. */
-export function judgeSql(
+function judgeSql(
   want: SqlOutcome,
   got: SqlOutcome,
   kind: "select" | "mutation",
@@ -104,7 +97,7 @@ export function judgeSql(
   };
 }
 
-export async function gradeSql(run: Runner, p: DbProblem, output: string): Promise<Grade> {
+async function gradeSql(run: Runner, p: DbProblem, output: string): Promise<Grade> {
   if (output.trim() === "") return { pass: false, reason: "empty answer" };
   const res = await runSql(run, p.tables, [p.reference, output]);
   if ("failure" in res) return { pass: false, reason: res.failure };
@@ -139,10 +132,7 @@ export function createDbSkill(opts: MiniOptions = {}): Skill<DbProblem> {
   return {
     name: "db",
     problems,
-    format: (p) => miniPrompt(p.instruction),
-    stop: MINI_STOP,
-    terminator: MINI_TERMINATOR,
-    maxTokens: MINI_MAX_TOKENS,
+    ...MINI_FORMAT,
     grade: (p, output, ctx) => gradeSql(ctx.run, p, output),
   };
 }

@@ -11,7 +11,7 @@ import type { Grade, Problem, Runner, Skill, Split } from "../types.ts";
 import { DataError, Fields, type SourceRecord } from "./records.ts";
 import { loadSplits, type SplitSources } from "./splits.ts";
 
-export const MUTATIONS = ["INSERT", "UPDATE", "DELETE"];
+const MUTATIONS = ["INSERT", "UPDATE", "DELETE"];
 
 export interface DbBenchProblem extends Problem {
   /** AgentBench's `type[0]`: SELECT-like kinds (other, counting, ranking...) or a mutation. */
@@ -65,7 +65,7 @@ function parseTable(f: Fields, t: unknown, at: string): TableSpec {
   return { name: o.table_name as string, columns, rows: rows as SqlValue[][] };
 }
 
-export function parseDbBenchRecord(rec: SourceRecord, id: string, split: Split): DbBenchProblem {
+function parseDbBenchRecord(rec: SourceRecord, id: string, split: Split): DbBenchProblem {
   const f = new Fields(rec);
   const description = f.string("description");
   const types = f.stringArray("type");
@@ -153,7 +153,7 @@ export function compareAnswers(answer: string[], truth: string[]): boolean {
 const text = (v: SqlValue) => (v === null ? null : String(v));
 
 /** AgentBench's table hash: md5 over the sorted 5-hex-digit md5 prefixes of each row. */
-export function tableHash(rows: SqlValue[][]): string {
+function tableHash(rows: SqlValue[][]): string {
   const md5 = (s: string) => createHash("md5").update(s).digest("hex");
   const rowHashes = rows
     .map((r) =>
@@ -178,7 +178,7 @@ function stateHash(o: SqlOutcome, tables: TableSpec[]): string {
     .join("_");
 }
 
-export async function gradeDbBench(run: Runner, p: DbBenchProblem, sql: string): Promise<Grade> {
+async function gradeDbBench(run: Runner, p: DbBenchProblem, sql: string): Promise<Grade> {
   if (sql.trim() === "") return { pass: false, reason: "empty answer" };
   const mutation = MUTATIONS.includes(p.type.toUpperCase());
   const queries = mutation && p.reference ? [p.reference, sql] : [sql];
@@ -207,7 +207,7 @@ export async function gradeDbBench(run: Runner, p: DbBenchProblem, sql: string):
 }
 
 /** One-turn prompt: AgentBench's table description and question, then the SQL on one line. */
-export function dbBenchPrompt(p: DbBenchProblem): string {
+function dbBenchPrompt(p: DbBenchProblem): string {
   const info = p.addDescription ? `${p.addDescription}\n` : "";
   return `${info}Question: ${p.instruction}\nSQL: `;
 }

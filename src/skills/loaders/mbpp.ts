@@ -29,7 +29,7 @@ export function mbppSplitOf(rec: SourceRecord): Split | null {
   return null;
 }
 
-export function parseMbppRecord(rec: SourceRecord, id: string, split: Split): MbppProblem {
+function parseMbppRecord(rec: SourceRecord, id: string, split: Split): MbppProblem {
   const f = new Fields(rec);
   const rawId = f.raw("task_id");
   if (typeof rawId !== "number" && typeof rawId !== "string") {
@@ -79,7 +79,7 @@ export function parseMbppRecord(rec: SourceRecord, id: string, split: Split): Mb
 }
 
 /** The MBPP paper's prompt: the task, the tests, then the solution between [BEGIN] and [DONE]. */
-export function mbppPrompt(p: MbppProblem): string {
+function mbppPrompt(p: MbppProblem): string {
   const tests = p.tests.length ? `${p.tests.join("\n")}\n` : "";
   return (
     `You are an expert Python programmer, and here is your task: ${p.instruction.trim()} ` +
@@ -118,7 +118,7 @@ export function loadMbppSkill(sources: SplitSources, opts: MbppOptions = {}): Sk
 }
 
 /** Removes a Markdown code fence around the code, which chat models often add. */
-export function stripFence(s: string): string {
+function stripFence(s: string): string {
   const m = /^```[a-zA-Z]*\n([\s\S]*?)\n?```\s*$/.exec(s.trim());
   return m ? m[1] : s;
 }

@@ -66,7 +66,7 @@ function scriptOf(f: Fields, at: string, v: unknown, dir: string): Script {
   throw new DataError(`${f.where(at)} needs "code" or "file"`);
 }
 
-export function parseOsRecord(
+function parseOsRecord(
   rec: SourceRecord,
   id: string,
   split: Split,
@@ -155,7 +155,7 @@ function setupOf(p: OsInteractionProblem) {
 }
 
 /** Judges an answer (or, with `fromOutput`, the last command's stdout) after the session's commands. */
-export async function judgeOs(
+async function judgeOs(
   session: ShellSession,
   p: OsInteractionProblem,
   answer: string | { fromOutput: true },

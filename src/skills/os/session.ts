@@ -115,21 +115,7 @@ export class ShellSession {
   async exec(command: string): Promise<ShellOutput> {
     const cmds = [...this.history, command];
     this.history.push(command);
-    const res = await this.run({
-      command: [
-        "bash",
-        "-c",
-        WRAPPER,
-        "session",
-        "observe",
-        nonce(),
-        ...setupArgs(this.setup),
-        String(cmds.length),
-        ...cmds,
-      ],
-      files: this.setup.files,
-      ...SHELL_LIMITS,
-    });
+    const res = await this.wrapper("observe", nonce(), [String(cmds.length), ...cmds]);
     return { output: res.stdout, timedOut: ranTooLong(res) };
   }
 
@@ -140,24 +126,13 @@ export class ShellSession {
   async judge(answer: string | { fromOutput: true }, checks: Script[]): Promise<Judgement> {
     const tag = nonce();
     const ans = typeof answer === "string" ? answer : this.history.length ? "--from-output" : "";
-    const res = await this.run({
-      command: [
-        "bash",
-        "-c",
-        WRAPPER,
-        "session",
-        "judge",
-        tag,
-        ...setupArgs(this.setup),
-        String(this.history.length),
-        ...this.history,
-        ans,
-        String(checks.length),
-        ...checks.flatMap((c) => [c.language, c.code]),
-      ],
-      files: this.setup.files,
-      ...SHELL_LIMITS,
-    });
+    const res = await this.wrapper("judge", tag, [
+      String(this.history.length),
+      ...this.history,
+      ans,
+      String(checks.length),
+      ...checks.flatMap((c) => [c.language, c.code]),
+    ]);
     const out = res.stdout;
     const a0 = out.lastIndexOf(`\n${tag} answer\n`);
     const a1 = out.lastIndexOf(`\n${tag} end\n`);
@@ -172,5 +147,14 @@ export class ShellSession {
       passed: done && statuses.length === checks.length && statuses.every((s) => s === 0),
       timedOut: ranTooLong(res),
     };
+  }
+
+  /** Runs WRAPPER in `mode` on the setup, with the mode's own arguments after it. */
+  private wrapper(mode: "observe" | "judge", tag: string, args: string[]) {
+    return this.run({
+      command: ["bash", "-c", WRAPPER, "session", mode, tag, ...setupArgs(this.setup), ...args],
+      files: this.setup.files,
+      ...SHELL_LIMITS,
+    });
   }
 }

@@ -1,14 +1,7 @@
 /** The miniature OS skill (stands in for AgentBench OS). */
 
 import { SHELL_LIMITS } from "../limits.ts";
-import {
-  lazySplits,
-  MINI_MAX_TOKENS,
-  MINI_STOP,
-  MINI_TERMINATOR,
-  type MiniOptions,
-  miniPrompt,
-} from "../mini.ts";
+import { lazySplits, MINI_FORMAT, type MiniOptions } from "../mini.ts";
 import { comboKey, pick } from "../splits.ts";
 import { clip, nonce, normaliseOutput, ranTooLong } from "../text.ts";
 import type { Grade, Problem, Runner, Skill } from "../types.ts";
@@ -67,7 +60,7 @@ export async function observe(run: Runner, p: OsProblem, command: string): Promi
 }
 
 /** Describes how two state listings differ, e.g. "missing backup; changed notes.txt". */
-export function stateDiff(got: string, want: string): string {
+function stateDiff(got: string, want: string): string {
   const parse = (s: string) => {
     const m = new Map<string, string>();
     for (const l of s.split("\n").filter(Boolean)) {
@@ -90,7 +83,7 @@ export function stateDiff(got: string, want: string): string {
 }
 
 /** Grades a command by comparing what it did with what the reference command does. */
-export function makeOsGrader() {
+function makeOsGrader() {
   const expected = new Map<string, Promise<Observation>>();
   return async (p: OsProblem, output: string, run: Runner): Promise<Grade> => {
     if (output.trim() === "") return { pass: false, reason: "empty answer" };
@@ -142,10 +135,7 @@ export function createOsSkill(opts: MiniOptions = {}): Skill<OsProblem> {
   return {
     name: "os",
     problems,
-    format: (p) => miniPrompt(p.instruction),
-    stop: MINI_STOP,
-    terminator: MINI_TERMINATOR,
-    maxTokens: MINI_MAX_TOKENS,
+    ...MINI_FORMAT,
     grade: (p, output, ctx) => grade(p, output, ctx.run),
   };
 }

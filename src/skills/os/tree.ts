@@ -73,10 +73,6 @@ export function removePath(t: OsTree, path: string, filesOnly = false): void {
   t.dirs = t.dirs.filter((d) => d !== path && !d.startsWith(`${path}/`));
 }
 
-export function isDir(t: OsTree, path: string): boolean {
-  return t.dirs.includes(path);
-}
-
 /** A path in the vocabulary: "notes.txt" or "logs/notes.txt". */
 export function randomPath(rng: Rng): string {
   const f = pick(rng, FILES);

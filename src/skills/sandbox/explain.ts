@@ -40,6 +40,25 @@ export function exitReason(code: number, stderr: string, o: ResolvedOptions): st
   return `exit ${code}`;
 }
 
+/**
+ * The result fields of a program that the supervisor killed for the wall clock or the output
+ * cap, or null when it ended on its own.
+ */
+export function supervisorKill(
+  outcome: { timedOut: boolean; outputKilled: boolean },
+  o: ResolvedOptions,
+): { exitCode: null; signal: string; reason: string } | null {
+  if (outcome.timedOut)
+    return { exitCode: null, signal: "SIGKILL", reason: `timed out after ${o.timeoutMs} ms` };
+  if (outcome.outputKilled)
+    return {
+      exitCode: null,
+      signal: "SIGKILL",
+      reason: `killed: output limit of ${o.maxOutputBytes} bytes exceeded`,
+    };
+  return null;
+}
+
 export function signalReason(signal: string, o: ResolvedOptions, stderr = ""): string {
   const memory = HINTS[0];
   if (signal !== "SIGXCPU" && signal !== "SIGXFSZ" && memory[0].test(stderr))

@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync } from "node:fs";
-import { exitReason, signalName, signalReason } from "./explain.ts";
+import { exitReason, signalName, signalReason, supervisorKill } from "./explain.ts";
 import { bwrapMountArgs, extraBinds, fstabFor, getSkeleton } from "./skeleton.ts";
 import { launch } from "./supervise.ts";
 import { packTar, TarReader } from "./tar.ts";
@@ -337,20 +337,8 @@ export async function runSandboxed(opts: SandboxRunOptions): Promise<SandboxResu
       uid,
       ...(o.collect.length ? { files: reader.files } : {}),
     };
-    if (outcome.timedOut)
-      return {
-        ...base,
-        exitCode: null,
-        signal: "SIGKILL",
-        reason: `timed out after ${o.timeoutMs} ms`,
-      };
-    if (outcome.outputKilled)
-      return {
-        ...base,
-        exitCode: null,
-        signal: "SIGKILL",
-        reason: `killed: output limit of ${o.maxOutputBytes} bytes exceeded`,
-      };
+    const killed = supervisorKill(outcome, o);
+    if (killed) return { ...base, ...killed };
     if (st?.startsWith("err ")) throw new SandboxError(`sandbox: ${st.slice(4)}`);
     if (!m) {
       const how = outcome.signal ? `signal ${outcome.signal}` : `exit ${outcome.code}`;

@@ -41,8 +41,8 @@ const SYSTEM_TOP = ["usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"];
 /** The least of /etc that dynamic linking, Debian's alternatives and Python need. */
 const ETC_PIECES = ["ld.so.cache", "alternatives", "localtime"];
 const DEVICES = ["null", "zero", "full", "random", "urandom"];
-export const WORK_INODES = 16384;
-export const TMP_INODES = 4096;
+const WORK_INODES = 16384;
+const TMP_INODES = 4096;
 
 let skeleton: Skeleton | null = null;
 

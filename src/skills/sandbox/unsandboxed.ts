@@ -11,7 +11,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { exitReason, signalReason } from "./explain.ts";
+import { exitReason, signalReason, supervisorKill } from "./explain.ts";
 import { limitArgs } from "./run.ts";
 import { removeTree } from "./skeleton.ts";
 import { launch } from "./supervise.ts";
@@ -76,20 +76,8 @@ export async function runUnsandboxed(opts: SandboxOptions): Promise<SandboxResul
       leftover: 0,
       ...(o.collect.length ? { files } : {}),
     };
-    if (outcome.timedOut)
-      return {
-        ...base,
-        exitCode: null,
-        signal: "SIGKILL",
-        reason: `timed out after ${o.timeoutMs} ms`,
-      };
-    if (outcome.outputKilled)
-      return {
-        ...base,
-        exitCode: null,
-        signal: "SIGKILL",
-        reason: `killed: output limit of ${o.maxOutputBytes} bytes exceeded`,
-      };
+    const killed = supervisorKill(outcome, o);
+    if (killed) return { ...base, ...killed };
     if (outcome.signal)
       return {
         ...base,

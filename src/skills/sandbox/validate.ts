@@ -37,7 +37,7 @@ function noNul(what: string, s: string): void {
 }
 
 /** A path inside the work dir: relative, no "..", no NUL; returned normalised. */
-export function workPath(what: string, p: unknown): string {
+function workPath(what: string, p: unknown): string {
   if (typeof p !== "string" || p.length === 0) fail(`${what} must be a non-empty string`);
   noNul(what, p);
   if (p.startsWith("/")) fail(`${what} "${p}" must be relative to the work dir, not absolute`);

@@ -1,0 +1,34 @@
+/**
+ * Where a run's seed factors live and how it gets them: from the shared cache, or computed
+ * into it, so runs, exports and the demo over the same models and rank share one entry.
+ */
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { createGemm } from "../linalg/index.ts";
+import { loadOrComputeFactors, type SeedFactors } from "../qd/factors.ts";
+import type { RunConfig } from "./config.ts";
+
+/** The seed-factor cache: config, $CYCLEQD_CACHE_DIR, $XDG_CACHE_HOME or ~/.cache. */
+export function factorCacheDir(config: RunConfig): string {
+  if (config.cacheDir) return config.cacheDir;
+  if (process.env.CYCLEQD_CACHE_DIR) return process.env.CYCLEQD_CACHE_DIR;
+  const xdg = process.env.XDG_CACHE_HOME || join(homedir(), ".cache");
+  return join(xdg, "cycleqd", "factors");
+}
+
+/** The seed factors of `experts` over `base` (GGUF paths) at the run's rank. */
+export async function runFactors(
+  config: RunConfig,
+  base: string,
+  experts: string[],
+): Promise<SeedFactors> {
+  const gemm = await createGemm({ threads: config.engine.threads, warn: () => {} });
+  try {
+    return await loadOrComputeFactors(base, experts, factorCacheDir(config), {
+      rank: config.mutation.rank,
+      gemm,
+    });
+  } finally {
+    await gemm.dispose();
+  }
+}
