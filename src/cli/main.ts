@@ -2,12 +2,14 @@ import { type Command, formatHelp, parseCommandArgs, UsageError } from "./comman
 import { aggregate, exportCmd } from "./commands/aggregate.ts";
 import { demo } from "./commands/demo.ts";
 import { doctor } from "./commands/doctor.ts";
+import { evalCommand } from "./commands/eval.ts";
 import { init } from "./commands/init.ts";
 import { inspect } from "./commands/inspect.ts";
 import { merge } from "./commands/merge.ts";
 import { resume } from "./commands/resume.ts";
 import { run } from "./commands/run.ts";
 import { status } from "./commands/status.ts";
+import { zoo } from "./commands/zoo.ts";
 
 const commands: Command[] = [
   demo,
@@ -18,6 +20,8 @@ const commands: Command[] = [
   aggregate,
   exportCmd,
   merge,
+  zoo,
+  evalCommand,
   inspect,
   doctor,
 ];

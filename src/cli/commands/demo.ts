@@ -71,7 +71,7 @@ split: base, each expert, the plain average of the experts, the CycleQD aggregat
 single best elite.
 
 Options:
-  --generations N   children to evaluate (default 60)
+  --generations N   children to evaluate (default 40: about 5 minutes on 2 cores)
   --workers W       evaluation processes (default 1)
   --seed S          the run's seed (default 0)
   --out RUN         the run directory (default runs/<date and time>)`,
@@ -106,7 +106,7 @@ Options:
     const config = validateConfig(
       {
         ...base,
-        generations: int("generations", base.generations),
+        generations: int("generations", 40),
         workers: int("workers", base.workers),
         seed: int("seed", base.seed),
       },
