@@ -68,7 +68,7 @@ export const DEFAULT_RECIPE: Readonly<ZooRecipe> = Object.freeze<ZooRecipe>({
     corpusTokens: 1_500_000,
     skillShare: 0.4,
     evalEvery: 25,
-    minScore: 0.15,
+    minScore: 0.1,
     maxScore: 0.5,
   },
   expert: { steps: 200, batchSize: 16, seqLen: 160, lr: 5e-4, warmupSteps: 20 },
