@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { encodeGenome, loadOrComputeFactors, seedGenome } from "../src/qd/index.ts";
 import { createPoolEvaluator, RunStore, run, validateConfig } from "../src/run/index.ts";
+import { evaluatorSetup } from "../src/run/model-evaluator.ts";
 import { Rng } from "../src/util/rng.ts";
 import { dumpRun, tinyConfig, writeConfig, writeTinyZoo } from "./run-fixtures.ts";
 
@@ -195,19 +196,7 @@ test("a pool worker that dies mid-job is replaced and the job retried", async ()
   );
   const tmp = join(dir, "pool-tmp");
   await mkdir(tmp, { recursive: true });
-  const pool = await createPoolEvaluator(
-    {
-      tmpDir: tmp,
-      basePath: cfg.models.base,
-      factorsDir: factors.dir,
-      skills: cfg.skills,
-      skillSeed: cfg.skillSeed,
-      split: cfg.split,
-      engine: cfg.engine,
-      unsafe: cfg.unsafe,
-    },
-    1,
-  );
+  const pool = await createPoolEvaluator(evaluatorSetup(cfg, tmp, cfg.models.base, factors.dir), 1);
   try {
     const job = {
       name: "seed-genome",

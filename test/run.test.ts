@@ -205,7 +205,8 @@ describe("a tiny run", () => {
 
   test("completes, and its store is consistent", async () => {
     const out = join(dir, "run-a");
-    const r = await run(validateConfig(tinyConfig(dir), dir), {
+    // Likelihoods on, to check they are recorded (the search itself only uses pass rates).
+    const r = await run(validateConfig(tinyConfig(dir, { likelihood: true }), dir), {
       out,
       onEvent: (e) => events.push(e),
     });
@@ -273,7 +274,7 @@ describe("a tiny run", () => {
 
   test("with one worker and a fixed seed, a second run is identical", async () => {
     const out = join(dir, "run-b");
-    await run(validateConfig(tinyConfig(dir), dir), { out });
+    await run(validateConfig(tinyConfig(dir, { likelihood: true }), dir), { out });
     assert.deepEqual(await dumpRun(out), first);
   });
 

@@ -41,6 +41,8 @@ export interface RunConfig {
   engine: { threads?: number; parallel: number; contextSize?: number };
   /** Grade model output without a sandbox when none works (dangerous). */
   unsafe: boolean;
+  /** Also record each skill's mean log-likelihood of its reference answers (not used by the search). */
+  likelihood: boolean;
   /** After the search: evaluate the final models on opt and test, write the merged model. */
   final: { evaluate: boolean; writeModel: boolean };
   /** Directory of the seed-factor cache (default ~/.cache/cycleqd/factors). */
@@ -73,6 +75,7 @@ export function defaultConfig(): RunConfig {
     seed: 0,
     engine: { parallel: 8 },
     unsafe: false,
+    likelihood: false,
     final: { evaluate: true, writeModel: true },
   };
 }
@@ -196,6 +199,7 @@ export function validateConfig(
     "seed",
     "engine",
     "unsafe",
+    "likelihood",
     "final",
     "cacheDir",
   ]);
@@ -365,6 +369,7 @@ export function validateConfig(
       parallel: r.int(engine.parallel, "engine.parallel", d.engine.parallel, 1, 1024),
     },
     unsafe: r.bool(top.unsafe, "unsafe", d.unsafe),
+    likelihood: r.bool(top.likelihood, "likelihood", d.likelihood),
     final: {
       evaluate: r.bool(final.evaluate, "final.evaluate", d.final.evaluate),
       writeModel: r.bool(final.writeModel, "final.writeModel", d.final.writeModel),
@@ -463,6 +468,8 @@ engine:
   # contextSize: 2048
 
 unsafe: false         # true runs model output without a sandbox when none works (dangerous)
+likelihood: false     # also record each skill's mean log-likelihood of its reference answers:
+                      # a diagnostic the search does not use, about doubles evaluation time
 
 final:
   evaluate: true      # evaluate the merged model and the best elite on opt and test

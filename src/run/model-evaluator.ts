@@ -29,6 +29,7 @@ export interface EvaluatorSetup {
   split: { opt: number; test: number };
   engine: { threads?: number; parallel: number; contextSize?: number };
   unsafe: boolean;
+  likelihood: boolean;
 }
 
 /** The evaluator setup for a run's config, base model (GGUF) and seed factors. */
@@ -47,6 +48,7 @@ export function evaluatorSetup(
     split: config.split,
     engine: config.engine,
     unsafe: config.unsafe,
+    likelihood: config.likelihood,
   };
 }
 
@@ -149,6 +151,7 @@ export class ModelEvaluator {
       const t2 = performance.now();
       const results = await evaluateSkills(timed, this.skills, job.split, {
         runner: this.runner,
+        likelihood: this.setup.likelihood,
       });
       const evalMs = performance.now() - t2;
       const scores: Scores = {};
