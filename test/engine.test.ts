@@ -109,6 +109,35 @@ describe("generate", () => {
     }
   });
 
+  test("onResult reports each request once, as it finishes, before generate resolves", async () => {
+    // Short budgets finish first: completion order differs from request order.
+    const requests = Array.from({ length: 10 }, (_, i) => ({
+      prompt: `r${i}`,
+      maxTokens: i % 2 ? 2 : 20,
+    }));
+    const seen: [number, string][] = [];
+    let resolved = false;
+    const results = await random
+      .generate(requests, {
+        parallel: 4,
+        onResult: (i, r) => {
+          assert.equal(resolved, false);
+          seen.push([i, JSON.stringify(r)]);
+        },
+      })
+      .finally(() => {
+        resolved = true;
+      });
+    assert.deepEqual(
+      [...seen].sort((x, y) => x[0] - y[0]),
+      results.map((r, i) => [i, JSON.stringify(r)]),
+    );
+    assert.notDeepEqual(
+      seen.map(([i]) => i),
+      requests.map((_, i) => i),
+    );
+  });
+
   test("concurrent calls on one model share its sequences", async () => {
     const requests = Array.from({ length: 12 }, (_, i) => ({ prompt: `n${i}`, maxTokens: 6 }));
     const [a, b, c] = await Promise.all([

@@ -253,9 +253,11 @@ class LlamaCppModel implements EngineModel {
         );
       }
     });
-    return this.runQueue(requests.length, parallel, (seq, i) =>
-      this.generateOne(seq, prompts[i], requests[i]),
-    );
+    return this.runQueue(requests.length, parallel, async (seq, i) => {
+      const result = await this.generateOne(seq, prompts[i], requests[i]);
+      opts.onResult?.(i, result);
+      return result;
+    });
   }
 
   async score(requests: ScoreRequest[]): Promise<ScoreResult[]> {

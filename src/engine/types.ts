@@ -66,6 +66,11 @@ export interface GenerateResult {
 export interface GenerateOptions {
   /** Most requests run side by side; capped by the model's `parallel`. */
   parallel?: number;
+  /**
+   * Called as each request finishes, in completion order, before `generate` resolves: lets a
+   * caller start work on early results (grading them while the rest still decode).
+   */
+  onResult?: (index: number, result: GenerateResult) => void;
 }
 
 /** Log-likelihood of `continuation` following `prompt` (BOS handled as in `generate`). */

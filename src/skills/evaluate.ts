@@ -1,8 +1,10 @@
 /**
  * Scores a model on several skills at once: one batched generate() call for every problem of
- * every skill, one batched score() call for the reference answers, then grading in parallel.
+ * every skill, each answer graded (in parallel) as soon as it is generated, and optionally one
+ * batched score() call for the reference answers.
  */
-import { defaultConcurrency, mapLimit } from "./pool.ts";
+import type { GenerateResult } from "../engine/types.ts";
+import { defaultConcurrency, limiter } from "./pool.ts";
 import { type RunnerOptions, resolveRunner } from "./runner.ts";
 import { extractAnswer } from "./text.ts";
 import type {
@@ -63,14 +65,37 @@ export async function evaluateSkills(
     }
   }
 
-  const generations = await model.generate(
-    jobs.map((j) => ({ prompt: j.prompt, maxTokens: j.skill.maxTokens, stop: j.skill.stop })),
-  );
+  // Each answer is graded as soon as it is generated, on the cores decoding leaves free.
+  const gate = limiter(concurrency);
+  const grading = new Array<Promise<ProblemResult> | undefined>(jobs.length);
+  const grade = (i: number, text: string) => {
+    if (grading[i]) return;
+    const j = jobs[i];
+    const p = gate(async () => {
+      const output = extractAnswer(text, j.skill.stop);
+      const g = await j.skill.grade(j.problem, output, { run });
+      return { id: j.problem.id, prompt: j.prompt, output, pass: g.pass, reason: g.reason };
+    });
+    // Failures surface from the Promise.all below, not as unhandled rejections meanwhile.
+    p.catch(() => {});
+    grading[i] = p;
+  };
+  let generations: GenerateResult[];
+  try {
+    generations = await model.generate(
+      jobs.map((j) => ({ prompt: j.prompt, maxTokens: j.skill.maxTokens, stop: j.skill.stop })),
+      { onResult: (i, r) => grade(i, r.text) },
+    );
+  } catch (e) {
+    await Promise.allSettled(grading);
+    throw e;
+  }
   if (generations.length !== jobs.length) {
     throw new Error(
       `the model returned ${generations.length} generations for ${jobs.length} prompts`,
     );
   }
+  for (let i = 0; i < jobs.length; i++) grade(i, generations[i].text);
 
   const scored = opts.likelihood === false ? [] : jobs.filter((j) => j.problem.reference !== "");
   const likelihoods = scored.length
@@ -82,11 +107,7 @@ export async function evaluateSkills(
       )
     : Promise.resolve([]);
 
-  const grades = mapLimit(jobs, concurrency, async (j, i) => {
-    const output = extractAnswer(generations[i].text, j.skill.stop);
-    const g = await j.skill.grade(j.problem, output, { run });
-    return { id: j.problem.id, prompt: j.prompt, output, pass: g.pass, reason: g.reason };
-  });
+  const grades = Promise.all(grading as Promise<ProblemResult>[]);
   const [details, scores] = await Promise.all([grades, likelihoods]);
 
   const out: Record<string, SkillResult> = {};

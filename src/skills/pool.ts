@@ -1,27 +1,41 @@
 import { availableParallelism } from "node:os";
 
-/** Default grading parallelism: sandboxed programs mostly wait on process start-up. */
+/**
+ * Default grading parallelism: one per core. Sandbox and interpreter start-up are CPU work,
+ * and graders run beside decoding, which more graders would only slow down.
+ */
 export function defaultConcurrency(): number {
-  return 2 * availableParallelism();
+  return availableParallelism();
+}
+
+/**
+ * A gate that lets at most `limit` of the functions handed to it run at once, in the order
+ * they were handed over.
+ */
+export function limiter(limit: number): <R>(fn: () => Promise<R>) => Promise<R> {
+  if (!(Number.isInteger(limit) && limit >= 1)) {
+    throw new Error(`concurrency must be a positive integer, got ${limit}`);
+  }
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  return async (fn) => {
+    if (running >= limit) await new Promise<void>((go) => waiting.push(go));
+    running++;
+    try {
+      return await fn();
+    } finally {
+      running--;
+      waiting.shift()?.();
+    }
+  };
 }
 
 /** Maps `fn` over `items` with at most `limit` calls in flight; results keep input order. */
-export async function mapLimit<T, R>(
+export function mapLimit<T, R>(
   items: readonly T[],
   limit: number,
   fn: (item: T, index: number) => Promise<R>,
 ): Promise<R[]> {
-  if (!(Number.isInteger(limit) && limit >= 1)) {
-    throw new Error(`concurrency must be a positive integer, got ${limit}`);
-  }
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i], i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
+  const gate = limiter(limit);
+  return Promise.all(items.map((item, i) => gate(() => fn(item, i))));
 }
