@@ -160,6 +160,7 @@ test("stage 2 picks the first weak-but-non-zero checkpoint, else the nearest", (
   evals.push({ step: 100, scores: { a: 0.2, b: 0.3 }, accepted: true, ...at });
   assert.equal(chooseStage2(evals, recipe).step, 100);
   assert.throws(() => resolveRecipe({ stage1: { steps: 0 } }), /stage1.steps/);
+  assert.throws(() => resolveRecipe({ expert: { replayShare: 1 } }), /replayShare must be/);
 });
 
 const MICRO_CONFIG: LlamaConfig = {
@@ -177,7 +178,7 @@ const MICRO_CONFIG: LlamaConfig = {
 const MICRO_RECIPE: RecipeOverrides = {
   stage1: { steps: 4, batchSize: 2, seqLen: 128, warmupSteps: 1, corpusTokens: 4000 },
   stage2: { steps: 4, batchSize: 2, seqLen: 128, warmupSteps: 1, corpusTokens: 4000, evalEvery: 2 },
-  expert: { steps: 3, batchSize: 2, warmupSteps: 1 },
+  expert: { steps: 3, batchSize: 2, warmupSteps: 1, replayShare: 0.5 },
   copyProbes: 4,
 };
 
@@ -219,6 +220,10 @@ test("a micro build stopped after stage 2 resumes there and writes a loadable zo
     !events.some((e) => (e.stage === "stage1" || e.stage === "stage2") && e.kind === "step"),
   );
   assert.ok(events.some((e) => e.stage === "expert:db" && e.kind === "step"));
+  const dbStart = events.find((e) => e.stage === "expert:db" && e.kind === "start");
+  // Up to 40 (the micro base's answers often run past their budget and are left out).
+  const replayed = Number(/and (\d+) replayed base answers/.exec(dbStart?.message ?? "")?.[1]);
+  assert.ok(replayed >= 0 && replayed <= 40, dbStart?.message);
   assert.ok(!existsSync(join(out, ".build")), "the work directory is removed when done");
   assert.deepEqual([...asked].sort(), ["opt", "pretrain", "test", "train"]);
 

@@ -419,15 +419,21 @@ async function expertStage(ctx: Ctx, skill: Skill, k: number): Promise<void> {
     return;
   }
   const r = ctx.recipe.expert;
+  const own = expertExamples(skill);
+  const wanted = Math.round((own.length * r.replayShare) / (1 - r.replayShare));
+  const replay = wanted > 0 ? await baseAnswers(ctx, skill, wanted, r.seqLen) : [];
   ctx.progress({
     stage,
     kind: "start",
-    message: `fine-tuning on ${skill.name}'s train split: ${r.steps} updates, lr ${r.lr}`,
+    message:
+      `fine-tuning on ${skill.name}'s train split` +
+      (wanted > 0 ? ` and ${replay.length} replayed base answers` : "") +
+      `: ${r.steps} updates, lr ${r.lr}`,
   });
   const { params: base } = await loadGguf(join(ctx.work, "base.gguf"));
   const ck = join(ctx.work, `${skill.name}.ckpt.safetensors`);
   const res = await runTraining(ctx, stage, {
-    data: { kind: "examples", examples: expertExamples(skill) },
+    data: { kind: "examples", examples: [...own, ...replay] },
     params: base,
     steps: r.steps,
     batchSize: r.batchSize,
@@ -445,6 +451,46 @@ async function expertStage(ctx: Ctx, skill: Skill, k: number): Promise<void> {
     finalLoss: res.loss,
   });
   await rm(ck, { force: true });
+}
+
+/**
+ * The base's own greedy answers to `count` of the other skills' `pretrain` prompts, split
+ * evenly between those skills: what an expert replays to keep the base's other skills.
+ * Answers that never stopped, or that do not fit `seqLen`, are left out.
+ */
+async function baseAnswers(
+  ctx: Ctx,
+  skill: Skill,
+  count: number,
+  seqLen: number,
+): Promise<Example[]> {
+  const others = ctx.skills.filter((s) => s !== skill);
+  if (others.length === 0) return [];
+  const model = await ctx.engine.loadModel(join(ctx.work, "base.gguf"));
+  try {
+    const out: Example[] = [];
+    for (const [k, other] of others.entries()) {
+      const n = Math.floor(count / others.length) + (k < count % others.length ? 1 : 0);
+      const problems = other.problems("pretrain").slice(0, n);
+      const prompts = problems.map((p) => other.format(p));
+      // One sequence at a time: greedy answers then cannot depend on batch composition.
+      const answers = await model.generate(
+        prompts.map((prompt) => ({ prompt, maxTokens: other.maxTokens, stop: other.stop })),
+        { parallel: 1 },
+      );
+      prompts.forEach((prompt, i) => {
+        if (answers[i].finish === "length") return;
+        const example = {
+          prompt: encode(prompt, { bos: true }),
+          answer: encode(`${answers[i].text}${other.terminator}`),
+        };
+        if (example.prompt.length + example.answer.length <= seqLen) out.push(example);
+      });
+    }
+    return out;
+  } finally {
+    await model.dispose();
+  }
 }
 
 /** Writes the shipped files, scores each on every skill's opt and test split, writes the card. */
@@ -524,7 +570,8 @@ async function finishedZoo(
   const same =
     card.seed === seed &&
     JSON.stringify(card.config) === JSON.stringify(config) &&
-    JSON.stringify(card.recipe) === JSON.stringify(recipe) &&
+    // A card written before a recipe field existed holds that field's default.
+    JSON.stringify(resolveRecipe(card.recipe)) === JSON.stringify(recipe) &&
     JSON.stringify(card.skills) === JSON.stringify(skills);
   if (!same) return null;
   for (const m of Object.values(card.models)) {

@@ -36,6 +36,13 @@ export interface ExpertStage {
   seqLen: number;
   lr: number;
   warmupSteps: number;
+  /**
+   * Share of the expert's examples that replay the base's own greedy answers to the other
+   * skills' `pretrain` prompts (0: the skill's `train` split only). Replay keeps the base's
+   * partial skills, as instruct experts keep theirs, so a task vector refines one skill
+   * instead of overwriting the others.
+   */
+  replayShare: number;
 }
 
 export interface ZooRecipe {
@@ -73,7 +80,7 @@ export const DEFAULT_RECIPE: Readonly<ZooRecipe> = Object.freeze<ZooRecipe>({
     minScore: 0.125,
     maxScore: 0.5,
   },
-  expert: { steps: 200, batchSize: 16, seqLen: 160, lr: 5e-4, warmupSteps: 20 },
+  expert: { steps: 200, batchSize: 16, seqLen: 160, lr: 5e-4, warmupSteps: 20, replayShare: 0 },
   copyProbes: 200,
   dtype: "F16",
 });
@@ -130,6 +137,17 @@ export function resolveRecipe(overrides: RecipeOverrides = {}): ZooRecipe {
   inUnit(r.stage2.maxScore, "stage2.maxScore");
   if (r.stage2.minScore > r.stage2.maxScore) {
     throw new Error("zoo recipe: stage2.minScore must not exceed stage2.maxScore");
+  }
+  if (
+    !(
+      typeof r.expert.replayShare === "number" &&
+      r.expert.replayShare >= 0 &&
+      r.expert.replayShare < 1
+    )
+  ) {
+    throw new Error(
+      `zoo recipe: expert.replayShare must be a number in [0, 1), got ${String(r.expert.replayShare)}`,
+    );
   }
   positiveInt(r.copyProbes, "copyProbes");
   if (r.dtype !== "F16" && r.dtype !== "F32") {
