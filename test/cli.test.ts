@@ -52,6 +52,14 @@ test("unknown commands and options are usage errors", async () => {
   assert.match(o.stderr, /--nope/);
 });
 
+test("zoo build checks --replay-share before any training", async () => {
+  for (const bad of ["1", "-0.1", "half"]) {
+    const r = await cycleqd("zoo", "build", "--out", join(dir, "z"), `--replay-share=${bad}`);
+    assert.equal(r.code, 2, bad);
+    assert.match(r.stderr, /--replay-share must be a number in \[0, 1\)/);
+  }
+});
+
 test("inspect lists a GGUF's metadata and tensors, and --json sums each tensor", async () => {
   const path = join(dir, "tiny.gguf");
   await writeTinyLlamaGguf(path, { nEmbd: 16, nLayer: 1, nHead: 2, nFf: 32 });

@@ -51,7 +51,7 @@ export const zoo: Command = {
   name: "zoo",
   summary: "Build the embedded zoo of tiny models, or show what a built zoo scores.",
   usage:
-    "build [--out DIR] [--seed N] [--force] [--unsafe]\n       cycleqd zoo info [--json] [DIR]",
+    "build [--out DIR] [--seed N] [--replay-share X] [--force] [--unsafe]\n       cycleqd zoo info [--json] [DIR]",
   help: `
 zoo build   trains a tiny LLaMA base (copying, then weak partial skill on code, os and db),
             and one expert per skill fine-tuned from it, then scores all four on the opt and
@@ -66,12 +66,17 @@ zoo info    prints the card of a built zoo: each model's pass rate per skill, th
 Options:
   --out DIR   where to build (default ./zoo)
   --seed N    seeds the data, the weights and the skills' problems (default 1)
+  --replay-share X
+              share of each expert's examples that replay the base's own answers to the
+              other skills' prompts, in [0, 1) (default 0): experts then keep the base's
+              partial skills instead of forgetting them
   --force     build again even when DIR already holds this zoo
   --unsafe    grade model output without a sandbox when none works (dangerous)
   --json      print the card as JSON`,
   options: {
     out: { type: "string" },
     seed: { type: "string" },
+    "replay-share": { type: "string" },
     unsafe: { type: "boolean" },
     force: { type: "boolean" },
     json: { type: "boolean" },
@@ -84,10 +89,16 @@ Options:
       if (args.values.json) throw new UsageError("--json is an option of zoo info");
       const outDir = resolve(String(args.values.out ?? "zoo"));
       const seed = parseSeed(args.values.seed);
+      const share = args.values["replay-share"];
+      const replayShare = share === undefined ? 0 : Number(share);
+      if (!(replayShare >= 0 && replayShare < 1)) {
+        throw new UsageError(`--replay-share must be a number in [0, 1), got ${String(share)}`);
+      }
       const t0 = performance.now();
       const { card } = await buildZoo({
         outDir,
         seed,
+        recipe: { expert: { replayShare } },
         unsafe: Boolean(args.values.unsafe),
         force: Boolean(args.values.force),
         onProgress: (p) => console.log(`[${p.stage}] ${p.message}`),
@@ -98,8 +109,11 @@ Options:
     }
     if (sub === "info") {
       if (rest.length > 1) throw new UsageError("zoo info takes at most one DIR");
-      if (args.values.out || args.values.seed || args.values.unsafe || args.values.force) {
-        throw new UsageError("--out, --seed, --force and --unsafe are options of zoo build");
+      const { out, seed, unsafe, force } = args.values;
+      if (out || seed || unsafe || force || args.values["replay-share"]) {
+        throw new UsageError(
+          "--out, --seed, --replay-share, --force and --unsafe are options of zoo build",
+        );
       }
       const dir = rest.length ? resolve(rest[0]) : SHIPPED_ZOO_DIR;
       const card = await readCard(dir);
