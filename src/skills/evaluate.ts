@@ -86,14 +86,15 @@ export async function evaluateSkills(
       jobs.map((j) => ({ prompt: j.prompt, maxTokens: j.skill.maxTokens, stop: j.skill.stop })),
       { onResult: (i, r) => grade(i, r.text) },
     );
+    if (generations.length !== jobs.length) {
+      throw new Error(
+        `the model returned ${generations.length} generations for ${jobs.length} prompts`,
+      );
+    }
   } catch (e) {
+    // Let graders already started finish before reporting, so none outlives the call.
     await Promise.allSettled(grading);
     throw e;
-  }
-  if (generations.length !== jobs.length) {
-    throw new Error(
-      `the model returned ${generations.length} generations for ${jobs.length} prompts`,
-    );
   }
   for (let i = 0; i < jobs.length; i++) grade(i, generations[i].text);
 

@@ -174,6 +174,7 @@ export async function buildZoo(opts: BuildZooOptions): Promise<BuildZooResult> {
     gemm,
     engine,
     runner,
+    baseAnswers: new Map(),
   };
   try {
     await stage1(ctx);
@@ -203,6 +204,8 @@ interface Ctx {
   gemm: Gemm;
   engine: Engine;
   runner: Runner;
+  /** The base's answers to each skill's `pretrain` prompts, in order; undefined where left out. */
+  baseAnswers: Map<string, (Example | undefined)[]>;
 }
 
 const CHECKPOINT_EVERY = 50;
@@ -265,6 +268,13 @@ async function runTraining(
   return { params: res.params, ...so, seconds: before.seconds + (performance.now() - t0) / 1000 };
 }
 
+/** Whether `stage` finished in an earlier run and its output is still there (says so). */
+function alreadyDone(ctx: Ctx, stage: string, out: string): boolean {
+  if (!(ctx.state.done[stage] && existsSync(out))) return false;
+  ctx.progress({ stage, kind: "skip", message: "already done" });
+  return true;
+}
+
 async function finishStage(ctx: Ctx, stage: string, record: StageRecord): Promise<void> {
   ctx.state.done[stage] = record;
   delete ctx.state.partial[stage];
@@ -275,10 +285,7 @@ async function finishStage(ctx: Ctx, stage: string, record: StageRecord): Promis
 async function stage1(ctx: Ctx): Promise<void> {
   const stage = "stage1";
   const out = join(ctx.work, "stage1.gguf");
-  if (ctx.state.done[stage] && existsSync(out)) {
-    ctx.progress({ stage, kind: "skip", message: "already done" });
-    return;
-  }
+  if (alreadyDone(ctx, stage, out)) return;
   const r = ctx.recipe.stage1;
   ctx.progress({
     stage,
@@ -320,10 +327,7 @@ async function stage1(ctx: Ctx): Promise<void> {
 async function stage2(ctx: Ctx): Promise<void> {
   const stage = "stage2";
   const out = join(ctx.work, "base.gguf");
-  if (ctx.state.done[stage] && existsSync(out)) {
-    ctx.progress({ stage, kind: "skip", message: "already done" });
-    return;
-  }
+  if (alreadyDone(ctx, stage, out)) return;
   const r = ctx.recipe.stage2;
   const snapshot = (step: number) => join(ctx.work, `stage2-step${step}.gguf`);
   const ck = join(ctx.work, "stage2.ckpt.safetensors");
@@ -414,10 +418,7 @@ async function stage2(ctx: Ctx): Promise<void> {
 async function expertStage(ctx: Ctx, skill: Skill, k: number): Promise<void> {
   const stage = `expert:${skill.name}`;
   const out = join(ctx.work, `${skill.name}.gguf`);
-  if (ctx.state.done[stage] && existsSync(out)) {
-    ctx.progress({ stage, kind: "skip", message: "already done" });
-    return;
-  }
+  if (alreadyDone(ctx, stage, out)) return;
   const r = ctx.recipe.expert;
   const own = expertExamples(skill);
   const wanted = Math.round((own.length * r.replayShare) / (1 - r.replayShare));
@@ -456,7 +457,8 @@ async function expertStage(ctx: Ctx, skill: Skill, k: number): Promise<void> {
 /**
  * The base's own greedy answers to `count` of the other skills' `pretrain` prompts, split
  * evenly between those skills: what an expert replays to keep the base's other skills.
- * Answers that never stopped, or that do not fit `seqLen`, are left out.
+ * Answers that never stopped, or that do not fit `seqLen`, are left out. Each skill's answers
+ * are generated once per build and shared by every expert that replays them.
  */
 async function baseAnswers(
   ctx: Ctx,
@@ -465,32 +467,36 @@ async function baseAnswers(
   seqLen: number,
 ): Promise<Example[]> {
   const others = ctx.skills.filter((s) => s !== skill);
-  if (others.length === 0) return [];
-  const model = await ctx.engine.loadModel(join(ctx.work, "base.gguf"));
-  try {
-    const out: Example[] = [];
-    for (const [k, other] of others.entries()) {
-      const n = Math.floor(count / others.length) + (k < count % others.length ? 1 : 0);
-      const problems = other.problems("pretrain").slice(0, n);
+  const out: Example[] = [];
+  for (const [k, other] of others.entries()) {
+    const n = Math.floor(count / others.length) + (k < count % others.length ? 1 : 0);
+    const answers = ctx.baseAnswers.get(other.name) ?? [];
+    ctx.baseAnswers.set(other.name, answers);
+    const problems = other.problems("pretrain").slice(answers.length, n);
+    if (problems.length > 0) {
       const prompts = problems.map((p) => other.format(p));
-      // One sequence at a time: greedy answers then cannot depend on batch composition.
-      const answers = await model.generate(
-        prompts.map((prompt) => ({ prompt, maxTokens: other.maxTokens, stop: other.stop })),
-        { parallel: 1 },
-      );
-      prompts.forEach((prompt, i) => {
-        if (answers[i].finish === "length") return;
-        const example = {
-          prompt: encode(prompt, { bos: true }),
-          answer: encode(`${answers[i].text}${other.terminator}`),
-        };
-        if (example.prompt.length + example.answer.length <= seqLen) out.push(example);
-      });
+      const model = await ctx.engine.loadModel(join(ctx.work, "base.gguf"));
+      try {
+        // One sequence at a time: greedy answers then cannot depend on batch composition.
+        const generated = await model.generate(
+          prompts.map((prompt) => ({ prompt, maxTokens: other.maxTokens, stop: other.stop })),
+          { parallel: 1 },
+        );
+        prompts.forEach((prompt, i) => {
+          const example = {
+            prompt: encode(prompt, { bos: true }),
+            answer: encode(`${generated[i].text}${other.terminator}`),
+          };
+          const fits = example.prompt.length + example.answer.length <= seqLen;
+          answers.push(generated[i].finish !== "length" && fits ? example : undefined);
+        });
+      } finally {
+        await model.dispose();
+      }
     }
-    return out;
-  } finally {
-    await model.dispose();
+    for (const e of answers.slice(0, n)) if (e) out.push(e);
   }
+  return out;
 }
 
 /** Writes the shipped files, scores each on every skill's opt and test split, writes the card. */
