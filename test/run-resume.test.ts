@@ -220,6 +220,8 @@ test("a pool worker that dies mid-job is replaced and the job retried", async ()
     const again = await pool.evaluate(job);
     assert.equal(again.attempts, 1);
     assert.deepEqual(retried.scores, again.scores);
+    // Likelihoods are opt-in: by default only pass rates are measured.
+    for (const v of Object.values(again.scores)) assert.ok(Number.isNaN(v.meanLogLikelihood));
     assert.deepEqual(await readdir(tmp), [], "temporary models are deleted");
   } finally {
     await pool.close();
