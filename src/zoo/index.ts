@@ -47,6 +47,37 @@ export {
 } from "./corpus.ts";
 export { copyAccuracy, scoresOf, skillScores, withModel } from "./measure.ts";
 export {
+  MIXED_SEED_OFFSET,
+  type MixedBudget,
+  type MixedFinetuneOptions,
+  mixedBudget,
+  mixedExamples,
+  mixedFinetune,
+} from "./mixed.ts";
+export {
+  CURVE_LAMBDAS,
+  type CurvePoint,
+  formatLambda,
+  formatProbe,
+  GRID_LAMBDAS,
+  type GridPoint,
+  judgeProbe,
+  type KeepCheck,
+  type PairGrid,
+  type PairVerdict,
+  PROBE_THRESHOLDS,
+  type ProbeChecks,
+  type ProbeMeasurements,
+  type ProbeOptions,
+  type ProbeProgress,
+  type ProbeResult,
+  probeZoo,
+  type Scores,
+  type SkillMargin,
+  standardError,
+  TASK_ARITHMETIC_PROBE_LAMBDAS,
+} from "./probe.ts";
+export {
   DEFAULT_RECIPE,
   type ExpertStage,
   type PretrainStage,
