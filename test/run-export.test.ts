@@ -80,5 +80,14 @@ test("bad elite names and missing options are explained", async () => {
     await fail("export", runDir, "--elite", "code:3,4", "--out", "x.gguf"),
     /no elite in cell/,
   );
+  // A flat index may exceed one axis's bins (it runs over the whole grid), not the grid.
+  assert.match(
+    await fail("export", runDir, "--elite", "code:20", "--out", "x.gguf"),
+    /no elite in cell 20/,
+  );
+  assert.match(
+    await fail("export", runDir, "--elite", "code:99999", "--out", "x.gguf"),
+    /not a cell index below/,
+  );
   assert.match(await fail("aggregate", runDir), /--out FILE\.gguf is required/);
 });

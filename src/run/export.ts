@@ -150,9 +150,12 @@ export async function exportElite(
       );
     }
     const coords = cellPart.split(",").map(Number);
-    if (coords.some((c) => !Number.isInteger(c) || c < 0 || c >= archive.bins)) {
+    // A flat index runs over the whole grid (bins^(K−1) cells); each coordinate over one axis.
+    const limit = coords.length === 1 ? archive.bins ** (skills.length - 1) : archive.bins;
+    if (coords.some((c) => !Number.isInteger(c) || c < 0 || c >= limit)) {
       throw new Error(
-        `cell "${cellPart}" is not a cell index or bin coordinates below ${archive.bins}`,
+        `cell "${cellPart}" is not a cell index below ${archive.bins ** (skills.length - 1)} ` +
+          `or bin coordinates below ${archive.bins}`,
       );
     }
     const cell =
