@@ -130,8 +130,8 @@ Options:
   --seed N    seeds the data, the weights and the skills' problems (default 1)
   --replay-share X
               share of each expert's examples that replay the base's own answers to the
-              other skills' prompts, in [0, 1) (default 0): experts then keep the base's
-              partial skills instead of forgetting them
+              other skills' prompts, in [0, 1) (default 0.5): experts then keep the base's
+              partial skills instead of forgetting them (0: the skill's own data only)
   --force     build again even when DIR already holds this zoo
   --unsafe    grade model output without a sandbox when none works (dangerous)
   --json      zoo info: print the card as JSON
@@ -160,15 +160,15 @@ Options:
       const outDir = resolve(String(args.values.out ?? "zoo"));
       const seed = parseSeed(args.values.seed);
       const share = args.values["replay-share"];
-      const replayShare = share === undefined ? 0 : Number(share);
-      if (!(replayShare >= 0 && replayShare < 1)) {
+      const replayShare = share === undefined ? undefined : Number(share);
+      if (replayShare !== undefined && !(replayShare >= 0 && replayShare < 1)) {
         throw new UsageError(`--replay-share must be a number in [0, 1), got ${String(share)}`);
       }
       const t0 = performance.now();
       const { card } = await buildZoo({
         outDir,
         seed,
-        recipe: { expert: { replayShare } },
+        recipe: replayShare === undefined ? {} : { expert: { replayShare } },
         unsafe: Boolean(args.values.unsafe),
         force: Boolean(args.values.force),
         onProgress: (p) => console.log(`[${p.stage}] ${p.message}`),
