@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -7,6 +6,7 @@ import { join } from "node:path";
 import test from "node:test";
 import { checkSandbox } from "../src/skills/sandbox/index.ts";
 import { SHIPPED_ZOO_DIR } from "../src/zoo/card.ts";
+import { type Exit, runNode } from "./helpers/spawn.ts";
 
 const ROWS = [
   "base",
@@ -27,26 +27,8 @@ const ROWS = [
 ];
 const COMPARED = ["average", "task-arithmetic", "ties", "dare", "mixed-ft", "expert:code"];
 
-function bench(out: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [
-      "--import",
-      "tsx",
-      "bench/paper.ts",
-      "--quick",
-      "--out",
-      out,
-    ]);
-    let stdout = "";
-    let stderr = "";
-    p.stdout.on("data", (d) => {
-      stdout += d;
-    });
-    p.stderr.on("data", (d) => {
-      stderr += d;
-    });
-    p.on("exit", (code) => resolve({ code, stdout, stderr }));
-  });
+function bench(out: string): Promise<Exit> {
+  return runNode(["--import", "tsx", "bench/paper.ts", "--quick", "--out", out]);
 }
 
 const inUnit = (x: unknown) => typeof x === "number" && Number.isFinite(x) && x >= 0 && x <= 1;

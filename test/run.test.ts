@@ -27,6 +27,7 @@ import {
 } from "../src/run/index.ts";
 import { gguf, openGguf, writeGguf } from "../src/tensors/gguf.ts";
 import { Rng } from "../src/util/rng.ts";
+import { type Exit, runNode } from "./helpers/spawn.ts";
 import { writeTinyLlamaGguf } from "./helpers/tiny-gguf.ts";
 import { dumpRun, SKILLS, tinyConfig, writeConfig, writeTinyZoo } from "./run-fixtures.ts";
 
@@ -456,17 +457,6 @@ test("cycleqd init writes the starter and refuses to overwrite", async () => {
   assert.match(bad.stderr, /generations must be an integer in 0\.\.10000000; got -3/);
 });
 
-function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, ["bin/cycleqd.js", ...args]);
-    let stdout = "";
-    let stderr = "";
-    p.stdout.on("data", (d) => {
-      stdout += d;
-    });
-    p.stderr.on("data", (d) => {
-      stderr += d;
-    });
-    p.on("exit", (code) => resolve({ code, stdout, stderr }));
-  });
+function runCli(args: string[]): Promise<Exit> {
+  return runNode(["bin/cycleqd.js", ...args]);
 }

@@ -71,7 +71,7 @@ split: base, each expert, the plain average of the experts, the CycleQD aggregat
 single best elite.
 
 Options:
-  --generations N   children to evaluate (default 40: about 5 minutes on 2 cores)
+  --generations N   children to evaluate (default 32: about 5 minutes on 2 cores)
   --workers W       evaluation processes (default 1)
   --seed S          the run's seed (default 0)
   --out RUN         the run directory (default runs/<date and time>)`,
@@ -111,7 +111,7 @@ Options:
         // aggregate was the plain average, 0.54 on opt); 0.5 let an elite overtake its seed
         // (0.57 on opt). Chosen on opt, one seed.
         mutation: { ...base.mutation, wMax: 0.5 },
-        generations: int("generations", 40),
+        generations: int("generations", 32),
         workers: int("workers", base.workers),
         seed: int("seed", base.seed),
       },
