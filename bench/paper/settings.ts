@@ -6,7 +6,12 @@
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { defaultConfig, type RunConfig, validateConfig } from "../../src/run/config.ts";
+import {
+  defaultConfig,
+  type RunConfig,
+  smallBudgetConfig,
+  validateConfig,
+} from "../../src/run/config.ts";
 import { createMiniSkills } from "../../src/skills/index.ts";
 import { BASE_NAME, modelPath, type ZooCard } from "../../src/zoo/card.ts";
 
@@ -20,7 +25,7 @@ Every row is scored on the held-out test split; the search optimises on opt.
                     continues unfinished runs and reuses finished ones
   --zoo DIR         the zoo: a base and one expert per skill, with zoo.json (default zoo/)
   --seeds LIST      seeds of the searches and of DARE's drop masks (default 0,1,2)
-  --children N      children per search, the same for every variant (default: the run config's)
+  --children N      children per search, the same for every variant (default 32, the demo's)
   --test N          test problems per skill (default 192, or as many as the skills have)
   --settings FILE   a partial run config (JSON) merged over the defaults: crossover sigma,
                     mutation wMax, archive ranges and bins, split.opt, engine, ...
@@ -162,7 +167,7 @@ export async function resolveSettings(
       throw new UsageError(`${args.settingsFile}: models come from the zoo; choose one with --zoo`);
     }
   }
-  const defaults = defaultConfig();
+  const defaults = args.quick ? defaultConfig() : smallBudgetConfig();
   let raw = deepMerge(
     {
       ...defaults,

@@ -3,7 +3,7 @@ import { mkdir } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { mergeModels } from "../../merge/index.ts";
 import { reporter, withInterrupts } from "../../run/cli-support.ts";
-import { defaultConfig, type RunConfig, validateConfig, zooPath } from "../../run/config.ts";
+import { type RunConfig, smallBudgetConfig, validateConfig, zooPath } from "../../run/config.ts";
 import { createInProcessEvaluator } from "../../run/evaluator.ts";
 import { evaluatorSetup } from "../../run/model-evaluator.ts";
 import { run as runSearch } from "../../run/runner.ts";
@@ -102,16 +102,11 @@ Options:
       if (!Number.isInteger(n)) throw new UsageError(`--${name} must be an integer, got "${v}"`);
       return n;
     };
-    const base = defaultConfig();
+    const base = smallBudgetConfig();
     const config = validateConfig(
       {
         ...base,
-        // SVD mutation at w_max = 0.5 (the paper's 0.1 is the run default): within the demo's
-        // budget of 40 children, 0.1 left every archive's best elite a seed expert (the
-        // aggregate was the plain average, 0.54 on opt); 0.5 let an elite overtake its seed
-        // (0.57 on opt). Chosen on opt, one seed.
-        mutation: { ...base.mutation, wMax: 0.5 },
-        generations: int("generations", 32),
+        generations: int("generations", base.generations),
         workers: int("workers", base.workers),
         seed: int("seed", base.seed),
       },
