@@ -11,10 +11,10 @@ import { existsSync } from "node:fs";
 import { availableParallelism, loadavg } from "node:os";
 import { join } from "node:path";
 import { createLlamaCppEngine } from "../src/engine/index.ts";
+import { runSandboxed, runUnsandboxed } from "../src/sandbox/index.ts";
 import { evaluateSkills } from "../src/skills/evaluate.ts";
 import { createMiniSkills } from "../src/skills/index.ts";
 import { defaultConcurrency } from "../src/skills/pool.ts";
-import { runSandboxed, runUnsandboxed } from "../src/skills/sandbox/index.ts";
 import type { Runner, SkillModel } from "../src/skills/types.ts";
 import { SHIPPED_ZOO_DIR } from "../src/zoo/index.ts";
 

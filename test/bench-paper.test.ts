@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test from "node:test";
-import { checkSandbox } from "../src/skills/sandbox/index.ts";
+import { checkSandbox } from "../src/sandbox/index.ts";
 import { SHIPPED_ZOO_DIR } from "../src/zoo/card.ts";
 import { type Exit, runNode } from "./helpers/spawn.ts";
 

@@ -3,9 +3,11 @@ import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {
   existsSync,
+  mkdirSync,
   readdirSync,
   readFileSync,
   realpathSync,
+  rmSync,
   statfsSync,
   unlinkSync,
   writeFileSync,
@@ -17,20 +19,28 @@ import {
   checkSandbox,
   runSandboxed,
   runUnsandboxed,
+  type SandboxOptions,
   type SandboxResult,
   type SandboxTool,
-} from "../src/skills/sandbox/index.ts";
-import { processesOf } from "../src/skills/sandbox/run.ts";
-import { removeTree } from "../src/skills/sandbox/skeleton.ts";
-import { findTools } from "../src/skills/sandbox/tools.ts";
+} from "../src/sandbox/index.ts";
+import { processesOf } from "../src/sandbox/run.ts";
+import { removeTree } from "../src/sandbox/skeleton.ts";
+import { findTools } from "../src/sandbox/tools.ts";
 
 // ---------------------------------------------------------------- setup
 
 const check = await checkSandbox();
-// Off root (a developer laptop) the suite skips; in CI a broken sandbox must fail loudly.
+// Where no sandbox works (no user namespaces) the suite skips; in CI it must fail loudly.
 const skip =
   check.ok || process.env.CI ? false : `sandbox unavailable: ${check.problems.join("; ")}`;
 const hasBwrap = check.ok && (await checkSandbox({ tool: "bwrap" })).ok;
+/** Root mode as root, rootless mode as an ordinary user (test/sandbox-rootless.test.ts). */
+const MODE = check.mode;
+console.log(`# ${MODE} mode`);
+
+// Every sandbox this file starts carries this mark in its environment, so that what
+// survives of it can be found whichever uid it ran as.
+const MARK = randomBytes(8).toString("hex");
 
 const SECRET = `cycleqd-secret-${randomBytes(8).toString("hex")}`;
 process.env.CYCLEQD_TEST_SECRET = SECRET;
@@ -41,18 +51,46 @@ after(() => {
   if (existsSync(secretFile)) unlinkSync(secretFile);
 });
 
-function sh(script: string, extra: object = {}, tool?: SandboxTool): Promise<SandboxResult> {
-  return runSandboxed({ command: ["bash", "-c", script], tool, ...extra });
+type Extra = Partial<SandboxOptions>;
+
+function run(command: string[], extra: Extra, tool?: SandboxTool): Promise<SandboxResult> {
+  return runSandboxed({
+    command,
+    tool,
+    ...extra,
+    env: { CYCLEQD_TEST_MARK: MARK, ...extra.env },
+  });
 }
 
-function py(code: string, extra: object = {}, tool?: SandboxTool): Promise<SandboxResult> {
-  return runSandboxed({ command: ["python3", "-c", code], tool, ...extra });
+function sh(script: string, extra: Extra = {}, tool?: SandboxTool): Promise<SandboxResult> {
+  return run(["bash", "-c", script], extra, tool);
 }
 
-/** Nothing of the sandbox's uid may be left on the host. */
+function py(code: string, extra: Extra = {}, tool?: SandboxTool): Promise<SandboxResult> {
+  return run(["python3", "-c", code], extra, tool);
+}
+
+/** Host processes that carry `mark` in their environment. */
+function marked(mark: string): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${name}/environ`, "latin1").includes(`CYCLEQD_TEST_MARK=${mark}`))
+        out.push(Number(name));
+    } catch {}
+  }
+  return out;
+}
+
+/** Nothing of the sandbox may be left on the host. */
 function assertNoSurvivors(r: SandboxResult): void {
-  assert.ok(r.uid >= 200_000, `sandbox uid ${r.uid}`);
-  assert.deepEqual(processesOf(r.uid), [], `processes of uid ${r.uid} survived`);
+  assert.equal(r.mode, MODE);
+  if (MODE === "root") {
+    assert.ok(r.uid >= 200_000, `sandbox uid ${r.uid}`);
+    assert.deepEqual(processesOf(r.uid), [], `processes of uid ${r.uid} survived`);
+  } else assert.equal(r.uid, process.getuid?.());
+  assert.deepEqual(marked(MARK), [], "sandbox processes survived");
 }
 
 function freeBytes(): number {
@@ -133,7 +171,7 @@ describe("normal programs", { skip }, () => {
       .map((l) => l.split("=")[0]);
     assert.deepEqual(
       names.filter((n) => n !== "PWD" && n !== "SHLVL" && n !== "_"),
-      ["EXTRA", "HOME", "LANG", "PATH"],
+      ["CYCLEQD_TEST_MARK", "EXTRA", "HOME", "LANG", "PATH"],
     );
   });
 
@@ -188,15 +226,24 @@ describe("normal programs", { skip }, () => {
     await assert.rejects(runSandboxed({ command: ["true"], tool: "nsjail" as "bwrap" }), /tool/);
   });
 
-  test("eight at once, each with a uid of its own", async () => {
+  test("eight at once, each in a PID namespace of its own (root mode: and a uid)", async () => {
     const rs = await Promise.all(
-      Array.from({ length: 8 }, (_, i) => py(`print(${i} * 2)`, { timeoutMs: 20_000 })),
+      Array.from({ length: 8 }, (_, i) =>
+        py(
+          `import os\nprint(${i} * 2, sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))`,
+          {
+            timeoutMs: 20_000,
+          },
+        ),
+      ),
     );
     rs.forEach((r, i) => {
       assert.equal(r.exitCode, 0, r.stderr);
-      assert.equal(r.stdout, `${i * 2}\n`);
+      assert.equal(r.stdout.split(" ")[0], String(i * 2));
     });
-    assert.equal(new Set(rs.map((r) => r.uid)).size, 8);
+    // Each sees only its PID 1 and itself, never a neighbour.
+    for (const r of rs) assert.match(r.stdout, /^\d+ \[1, \d+\]\n$/);
+    if (MODE === "root") assert.equal(new Set(rs.map((r) => r.uid)).size, 8);
   });
 });
 
@@ -361,7 +408,9 @@ describe("attacks are contained", { skip }, () => {
     );
     assert.doesNotMatch(r.stdout, new RegExp(SECRET));
     assert.doesNotMatch(r.stdout, /SAW-REPO|SAW-ROOT/);
-    assert.doesNotMatch(r.stdout, new RegExp(tmpdir() === "/tmp" ? "cycleqd-sandbox-" : "\0"));
+    // Rootless, the read-only skeleton's own mount names its (empty) host directory.
+    const seen = MODE === "rootless" ? r.stdout.replace(/^.* \/ ro,.*$/m, "") : r.stdout;
+    assert.doesNotMatch(seen, new RegExp(tmpdir() === "/tmp" ? "cycleqd-sandbox-" : "\0"));
     assert.ok(!r.stdout.includes(cwd), "the repo path shows inside");
     const top = r.stdout.trim().split("\n").slice(-12).join(" ");
     assert.doesNotMatch(top, /\broot\b|\bhome\b|\bmnt\b|\bvar\b|\bsrv\b|\bopt\b/);
@@ -382,21 +431,18 @@ describe("attacks are contained", { skip }, () => {
 
   test("the sandbox dies with its grader, even a SIGKILLed one", async () => {
     const script = join(tmpdir(), `cycleqd-parent-${randomBytes(4).toString("hex")}.mts`);
-    const mod = new URL("../src/skills/sandbox/", import.meta.url).pathname;
+    const mod = new URL("../src/sandbox/", import.meta.url).pathname;
+    const mark = randomBytes(8).toString("hex");
     writeFileSync(
       script,
-      `import { runSandboxed } from "${mod}run.ts";\nimport { uidBase } from "${mod}uids.ts";\n` +
-        `console.log(uidBase);\nawait runSandboxed({ command: ["sleep", "1000"], timeoutMs: 60000 });\n`,
+      `import { runSandboxed } from "${mod}run.ts";\n` +
+        `await runSandboxed({ command: ["sleep", "1000"], timeoutMs: 60000, env: { CYCLEQD_TEST_MARK: "${mark}" } });\n`,
     );
     try {
       const child = spawn(process.execPath, ["--import", "tsx", script], {
-        stdio: ["ignore", "pipe", "inherit"],
+        stdio: ["ignore", "inherit", "inherit"],
       });
-      const base = await new Promise<number>((resolve) =>
-        child.stdout.once("data", (d: Buffer) => resolve(Number(d.toString().trim()))),
-      );
-      const inBlock = () =>
-        Array.from({ length: 64 }, (_, i) => processesOf(base + i)).flat().length;
+      const inBlock = () => marked(mark).length;
       const until = Date.now() + 10_000;
       while (inBlock() === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
       assert.ok(inBlock() > 0, "the sandbox never started");
@@ -421,23 +467,76 @@ describe("attacks are contained", { skip }, () => {
     assert.doesNotMatch(r.stdout, /CYCLEQD_TEST_SECRET/);
   });
 
-  test("no root, no capabilities, no setuid, no user namespaces", async () => {
+  test("no root, no capabilities, no setuid, no user namespaces; PID 1 survives signals", async () => {
     const r = await sh(
       [
         "id -u",
+        "cat /proc/self/uid_map",
+        "for s in $(seq 1 31); do kill -$s 1 2>/dev/null; done",
         "grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs)' /proc/self/status",
         "su -c id root </dev/null 2>/dev/null && echo SU",
         "unshare -Ur true 2>/dev/null && echo USERNS",
-        "python3 -c 'import os; os.setuid(0)' 2>/dev/null && echo SETUID",
+        // Rootless, the program is the namespace's root already, without capabilities.
+        MODE === "root" ? "python3 -c 'import os; os.setuid(0)' 2>/dev/null && echo SETUID" : ":",
         "kill -9 -1 2>/dev/null; echo still-here",
       ].join("; "),
     );
     const lines = r.stdout.trim().split("\n");
-    assert.ok(Number(lines[0]) >= 200_000);
+    // The uid on the host, through the user namespace's map: never root.
+    const [inside, outside, count] = lines[1].trim().split(/\s+/).map(Number);
+    const host = outside + Number(lines[0]) - inside;
+    assert.ok(Number(lines[0]) - inside < count);
+    if (MODE === "root") assert.ok(host >= 200_000, `host uid ${host}`);
+    else assert.equal(host, process.getuid?.());
+    assert.equal(r.exitCode, 0, `the sandbox broke: ${r.reason} ${r.stderr}`);
     for (const l of lines.filter((x) => x.startsWith("Cap"))) assert.match(l, /:\s+0+$/, l);
     assert.ok(lines.includes("NoNewPrivs:\t1"));
     assert.doesNotMatch(r.stdout, /SU|USERNS|SETUID/);
     assertNoSurvivors(r);
+  });
+});
+
+describe("the user's own files are out of reach", { skip }, () => {
+  // An SSH key planted in the test account's home (test/sandbox-rootless.test.ts), or a
+  // file in the checkout standing in for one where the home is the developer's own.
+  const secret = `cycleqd-key-${randomBytes(8).toString("hex")}`;
+  const planted = process.env.CYCLEQD_TEST_PLANT_HOME === "1";
+  const sshDir = join(homedir(), ".ssh");
+  const runDir = join(process.cwd(), `.cycleqd-test-run-${randomBytes(4).toString("hex")}`);
+  const store = join(runDir, "run.sqlite");
+  const parent = process.pid;
+
+  test("reading ~/.ssh, writing the checkout, reading the run store, signalling the grader", async () => {
+    mkdirSync(runDir, { recursive: true });
+    writeFileSync(store, `SQLite format 3\0${secret}`);
+    if (planted) {
+      mkdirSync(sshDir, { recursive: true, mode: 0o700 });
+      writeFileSync(join(sshDir, "id_ed25519"), secret, { mode: 0o600 });
+    }
+    const target = join(process.cwd(), `pwned-${secret}`);
+    try {
+      const r = await sh(
+        [
+          `cat ${sshDir}/id_ed25519 ${sshDir}/* 2>/dev/null`,
+          `ls -d ${homedir()} 2>/dev/null && echo SAW-HOME`,
+          `(echo x > ${target}) 2>/dev/null && echo WROTE-CHECKOUT`,
+          `cat ${store} 2>/dev/null`,
+          `find / -maxdepth 4 \\( -name 'run.sqlite' -o -name '*.db' \\) 2>/dev/null | grep -v '^/proc' | head -3`,
+          `kill -0 ${parent} 2>/dev/null && echo PARENT-VISIBLE`,
+          `kill -9 ${parent} 2>/dev/null`,
+          "echo done",
+        ].join("; "),
+      );
+      assert.equal(r.exitCode, 0, r.stderr);
+      assert.doesNotMatch(r.stdout + r.stderr, new RegExp(secret));
+      assert.doesNotMatch(r.stdout, /SAW-HOME|WROTE-CHECKOUT|PARENT-VISIBLE|run\.sqlite/);
+      assert.match(r.stdout, /done/);
+      assert.equal(existsSync(target), false, "the sandbox wrote into the checkout");
+      assert.equal(readFileSync(store, "latin1").includes(secret), true);
+    } finally {
+      rmSync(runDir, { recursive: true, force: true });
+      if (planted) rmSync(join(sshDir, "id_ed25519"), { force: true });
+    }
   });
 });
 
@@ -471,7 +570,7 @@ describe("bubblewrap layout", {
       "bwrap",
     );
     assert.doesNotMatch(esc.stdout, new RegExp(`USERNS|${SECRET}`));
-    assert.ok(Number(esc.stdout.trim().split("\n").pop()) >= 200_000);
+    if (MODE === "root") assert.ok(Number(esc.stdout.trim().split("\n").pop()) >= 200_000);
     assertNoSurvivors(esc);
     const big = await sh("dd if=/dev/zero of=/work/big bs=1M count=10240", {}, "bwrap");
     assert.equal(big.signal, "SIGXFSZ");

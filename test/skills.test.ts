@@ -284,6 +284,7 @@ describe("evaluateSkills", () => {
     const check = async () => ({
       ok: false,
       tool: "unshare" as const,
+      mode: "root" as const,
       problems: ["unshare: not found"],
       fix: "apt-get install util-linux",
     });

@@ -2,7 +2,7 @@
  * Chooses where answers run: the sandbox, or (only when the user opted in) directly on the
  * host. Without a working sandbox and without the opt-in, evaluation refuses to start.
  */
-import { checkSandbox, runSandboxed, runUnsandboxed, type SandboxCheck } from "./sandbox/index.ts";
+import { checkSandbox, runSandboxed, runUnsandboxed, type SandboxCheck } from "../sandbox/index.ts";
 import type { Runner } from "./types.ts";
 
 export interface RunnerOptions {

@@ -3,7 +3,7 @@
  * that really executes what the model wrote (in the sandbox).
  */
 import type { EngineModel } from "../engine/types.ts";
-import type { SandboxOptions, SandboxResult } from "./sandbox/index.ts";
+import type { SandboxOptions, SandboxResult } from "../sandbox/index.ts";
 
 export const SPLITS = ["pretrain", "train", "opt", "test"] as const;
 

@@ -9,7 +9,7 @@ import { evaluatorSetup } from "../../run/model-evaluator.ts";
 import { run as runSearch } from "../../run/runner.ts";
 import { runFactors } from "../../run/seed-factors.ts";
 import { RunStore, type Scores } from "../../run/store.ts";
-import { checkSandbox } from "../../skills/sandbox/index.ts";
+import { checkSandbox } from "../../sandbox/index.ts";
 import { type Command, table, UsageError } from "../command.ts";
 import { defaultRunDir } from "./run.ts";
 

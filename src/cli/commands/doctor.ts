@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { createGemm } from "../../linalg/index.ts";
-import { checkSandbox } from "../../skills/sandbox/index.ts";
+import { checkSandbox } from "../../sandbox/index.ts";
 import type { Command } from "../command.ts";
 
 const run = promisify(execFile);
@@ -81,8 +81,11 @@ async function checkSandboxTool(): Promise<Check> {
     ok: s.ok,
     required: true,
     detail: s.ok
-      ? `${s.tool}: isolated namespaces, no network, resource limits`
-      : s.problems.join("; "),
+      ? `${s.mode} mode (${s.tool}): isolated namespaces, no network, resource limits; ` +
+        (s.mode === "root"
+          ? "each program runs as a uid of its own"
+          : "programs run as your uid with no capabilities, each in PID and user namespaces of its own")
+      : `${s.mode} mode: ${s.problems.join("; ")}`,
     fix: s.fix,
   };
 }

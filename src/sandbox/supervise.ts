@@ -15,6 +15,8 @@ export interface LaunchSpec {
   maxOutputBytes: number;
   /** Kill the process group once the leader exits, for trees no namespace will reap. */
   killGroupOnExit: boolean;
+  /** Called with the leader's pid just before the supervisor kills the tree. */
+  onBeforeKill?: (pid: number) => void;
 }
 
 export interface LaunchOutcome {
@@ -53,6 +55,7 @@ export function launch(spec: LaunchSpec): Promise<LaunchOutcome> {
 
     const killGroup = () => {
       if (child.pid === undefined) return;
+      if (!exit) spec.onBeforeKill?.(child.pid);
       try {
         process.kill(-child.pid, "SIGKILL");
       } catch {}

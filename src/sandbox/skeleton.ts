@@ -188,13 +188,22 @@ function esc(p: string): string {
 const fstabs = new Map<string, string>();
 
 /** The fstab that `mount -a` reads for one slot's uid and sizes; written once, then reused. */
-export function fstabFor(uid: number, workdirBytes: number, tmpBytes: number, extras: string[]) {
-  const key = `${uid}:${workdirBytes}:${tmpBytes}:${extras.join("\0")}`;
+export function fstabFor(
+  uid: number,
+  workdirBytes: number,
+  tmpBytes: number,
+  extras: string[],
+  readOnlyRoot: boolean,
+) {
+  const key = `${uid}:${workdirBytes}:${tmpBytes}:${readOnlyRoot}:${extras.join("\0")}`;
   const known = fstabs.get(key);
   if (known) return known;
   const sk = getSkeleton();
   const r = sk.root;
-  const lines: string[] = [];
+  // Rootless, the skeleton's files belong to the user, whose uid the program shares: they
+  // would be writable, and shared between sandboxes, so the skeleton is bound read-only
+  // onto itself first. (Root mode leaves it as it is: root-owned, and 0755 or 0644.)
+  const lines = readOnlyRoot ? [`${esc(r)} ${esc(r)} none bind,ro,nosuid,nodev 0 0`] : [];
   for (const b of [...sk.binds, ...extras])
     lines.push(`${esc(b)} ${esc(r + b)} none bind,ro,nosuid,nodev 0 0`);
   for (const d of sk.devices) lines.push(`${d} ${esc(r + d)} none bind,nosuid,noexec 0 0`);

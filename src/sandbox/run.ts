@@ -1,5 +1,6 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { exitReason, signalName, signalReason, supervisorKill } from "./explain.ts";
+import { assertModeUsable, modeProblems, pickMode } from "./mode.ts";
 import { bwrapMountArgs, extraBinds, fstabFor, getSkeleton } from "./skeleton.ts";
 import { launch } from "./supervise.ts";
 import { packTar, TarReader } from "./tar.ts";
@@ -13,6 +14,7 @@ import {
 } from "./tools.ts";
 import {
   SandboxError,
+  type SandboxMode,
   type SandboxOptions,
   type SandboxResult,
   type SandboxTool,
@@ -23,7 +25,8 @@ import { type ResolvedOptions, resolveOptions } from "./validate.ts";
 /**
  * Layout of one sandbox, whichever tool builds it:
  *
- *   launcher (unshare or bwrap, as root): new mount, PID, network, IPC, UTS and cgroup
+ *   launcher (unshare or bwrap; as root, or rootless in a new user namespace where the user
+ *   is root only for building the mounts): new mount, PID, network, IPC, UTS and cgroup
  *   namespaces; host /usr, /bin, /lib* and a few /etc files bound read-only onto the
  *   skeleton (bubblewrap: a copy of it at /s in its own root); a size-capped tmpfs at /work
  *   and at /tmp; /proc of the new PID namespace.
@@ -32,7 +35,9 @@ import { type ResolvedOptions, resolveOptions } from "./validate.ts";
  *     └ sh, PID 1 of the namespace, root: unpacks the files, runs the program, reports its
  *       status and packs the collected files on fd 4. When it exits the kernel kills
  *       everything left in the namespace.
- *       └ setpriv: the slot's own uid, no groups, no capabilities, no_new_privs
+ *       └ setpriv: root mode, the slot's own uid and no groups; rootless mode, the
+         namespace's root without any capability, and securebits that keep it so; both
+         with no_new_privs
  *         └ prlimit: NPROC, CPU, AS, FSIZE, NOFILE, CORE=0
  *           └ env -i PATH=... HOME=/work LANG=... (the caller's env only from here on:
  *             LD_PRELOAD and friends never reach a root-owned stage)
@@ -40,8 +45,17 @@ import { type ResolvedOptions, resolveOptions } from "./validate.ts";
  *
  * Every root-owned stage runs a host program by absolute path with a fixed environment,
  * and the launcher itself starts with that environment too, so /proc/1/environ holds
- * nothing of the caller's.
+ * nothing of the caller's. In rootless mode the program shares its host uid with PID 1, but
+ * holds none of PID 1's capabilities, so it can neither trace it nor read its /proc files,
+ * and signals from inside a PID namespace reach its init only where init set a handler.
  */
+
+/** Who the program runs as: a slot's uid (root mode), or the user namespace's root. */
+interface Identity {
+  mode: SandboxMode;
+  /** The uid inside the sandbox: the slot's in root mode, 0 in rootless mode. */
+  uid: number;
+}
 
 /** The environment of every root-owned stage. */
 const LAUNCH_ENV = { PATH: "/usr/bin:/bin" };
@@ -54,15 +68,9 @@ function missing(tools: Tools, names: (keyof Tools)[]): (keyof Tools)[] {
   return names.filter((n) => !tools[n]);
 }
 
-/** Why a tool cannot be used here; empty when it can. */
-export function toolProblems(tool: SandboxTool): string[] {
-  const problems: string[] = [];
-  if (process.platform !== "linux") problems.push("the sandbox needs Linux namespaces");
-  if (process.getuid?.() !== 0)
-    problems.push(
-      "the sandbox must be started as root: it switches each program to a uid of its own " +
-        `(${uidBase}+), which only root can do`,
-    );
+/** Why a tool cannot be used here in a mode; empty when it can. */
+export function toolProblems(tool: SandboxTool, mode: SandboxMode = pickMode()): string[] {
+  const problems = modeProblems(mode);
   const tools = findTools();
   const lacking = missing(tools, [
     ...COMMON_TOOLS,
@@ -72,32 +80,42 @@ export function toolProblems(tool: SandboxTool): string[] {
   return problems;
 }
 
-let autoTool: SandboxTool | null = null;
+const autoTool = new Map<SandboxMode, SandboxTool>();
 
 /** CYCLEQD_SANDBOX_TOOL picks one; otherwise unshare, which needs nothing installed. */
-export function pickTool(requested?: SandboxTool | "auto"): SandboxTool {
+export function pickTool(
+  requested?: SandboxTool | "auto",
+  mode: SandboxMode = pickMode(),
+): SandboxTool {
   const want = requested && requested !== "auto" ? requested : process.env.CYCLEQD_SANDBOX_TOOL;
   if (want === "unshare" || want === "bwrap") {
-    const p = toolProblems(want);
-    if (p.length) throw new SandboxError(`sandbox (${want}) cannot run here: ${p.join("; ")}`);
+    const p = toolProblems(want, mode);
+    if (p.length)
+      throw new SandboxError(`sandbox (${want}, ${mode} mode) cannot run here: ${p.join("; ")}`);
     return want;
   }
   if (want !== undefined && want !== "" && want !== "auto")
     throw new Error(
       `sandbox: tool (or CYCLEQD_SANDBOX_TOOL) must be unshare, bwrap or auto, got "${want}"`,
     );
-  if (autoTool) return autoTool;
+  const known = autoTool.get(mode);
+  if (known) return known;
   for (const t of ["unshare", "bwrap"] as const) {
-    if (toolProblems(t).length === 0) {
-      autoTool = t;
+    if (toolProblems(t, mode).length === 0) {
+      autoTool.set(mode, t);
       return t;
     }
   }
   throw new SandboxError(
-    `no sandbox can run here: ${toolProblems("unshare").join("; ")}. ` +
+    `no sandbox can run here (${mode} mode): ${toolProblems("unshare", mode).join("; ")}. ` +
       "checkSandbox() says what to fix.",
   );
 }
+
+/** Every catchable signal but SIGCHLD, which dash needs to reap its children. */
+const TRAPPED_SIGNALS = Array.from({ length: 31 }, (_, i) => i + 1)
+  .filter((n) => n !== 9 && n !== 17 && n !== 19)
+  .join(" ");
 
 /**
  * Counts what the program left running (zombies aside): the kernel kills it all when PID 1
@@ -115,13 +133,19 @@ const COUNT_LEFT = [
   "done",
 ].join("\n");
 
-/** Becomes the slot's uid for good: no groups, no capabilities, no_new_privs. */
-function dropArgs(tools: Tools, uid: number): string[] {
+/**
+ * Gives up every privilege for good: no capabilities, no_new_privs; in root mode the slot's
+ * uid and no groups. The rootless user namespace maps one uid, so there the program stays
+ * its root, and securebits stop that root from ever getting capabilities back through exec.
+ */
+function dropArgs(tools: Tools, id: Identity): string[] {
+  const who =
+    id.mode === "root"
+      ? [`--reuid=${id.uid}`, `--regid=${id.uid}`, "--clear-groups"]
+      : ["--securebits=+noroot,+noroot_locked,+no_setuid_fixup,+no_setuid_fixup_locked"];
   return [
     tools.setpriv as string,
-    `--reuid=${uid}`,
-    `--regid=${uid}`,
-    "--clear-groups",
+    ...who,
     "--inh-caps=-all",
     "--bounding-set=-all",
     "--no-new-privs",
@@ -129,11 +153,16 @@ function dropArgs(tools: Tools, uid: number): string[] {
   ];
 }
 
-function innerScript(o: ResolvedOptions, tools: Tools, uid: number, tool: SandboxTool): string {
-  const drop = dropArgs(tools, uid).map(q).join(" ");
+function innerScript(o: ResolvedOptions, tools: Tools, id: Identity, tool: SandboxTool): string {
+  const drop = dropArgs(tools, id).map(q).join(" ");
   const tar = q(tools.tar as string);
   const pages = Math.ceil(o.tmpBytes / 4096);
   const lines = [
+    // PID 1 keeps running whatever the program signals it (rootless mode shares its uid):
+    // a signal sent inside a PID namespace reaches init only through a handler, and this
+    // handler does nothing. Unlike ignoring, a handler is reset to the default on exec, so
+    // the program starts with default signal dispositions.
+    `trap : ${TRAPPED_SIGNALS}`,
     "umask 022",
     "cd /work || exit 1",
     // System V IPC memory lives outside every rlimit and tmpfs: cap it in this IPC
@@ -141,7 +170,8 @@ function innerScript(o: ResolvedOptions, tools: Tools, uid: number, tool: Sandbo
     `{ echo ${o.tmpBytes} > /proc/sys/kernel/shmmax && echo ${pages} > /proc/sys/kernel/shmall && echo 64 > /proc/sys/kernel/shmmni && echo 16 > /proc/sys/kernel/msgmni && echo '250 32000 32 128' > /proc/sys/kernel/sem; } 2>/dev/null || { echo 'err could not cap System V IPC memory (/proc/sys not writable)' >&4; exit 1; }`,
   ];
   // bubblewrap's tmpfs belongs to root; the unshare layout mounts it with uid= instead.
-  if (tool === "bwrap") lines.push(`${q(tools.chown as string)} ${uid}:${uid} /work || exit 1`);
+  if (tool === "bwrap")
+    lines.push(`${q(tools.chown as string)} ${id.uid}:${id.uid} /work || exit 1`);
   if (o.files.length) {
     lines.push(
       `${drop} ${tar} -xf - --no-same-owner <&3 3<&- 4>&- || { echo 'err could not unpack the files into /work' >&4; exit 1; }`,
@@ -159,9 +189,9 @@ function innerScript(o: ResolvedOptions, tools: Tools, uid: number, tool: Sandbo
 }
 
 /** argv of the program itself, as PID 1 starts it. */
-function programArgv(o: ResolvedOptions, tools: Tools, uid: number): string[] {
+function programArgv(o: ResolvedOptions, tools: Tools, id: Identity): string[] {
   return [
-    ...dropArgs(tools, uid),
+    ...dropArgs(tools, id),
     ...limitArgs(o, tools),
     tools.env as string,
     "-i",
@@ -188,14 +218,14 @@ function launcherArgv(
   o: ResolvedOptions,
   tools: Tools,
   tool: SandboxTool,
-  uid: number,
+  id: Identity,
   extras: string[],
 ): string[] {
-  const inner = innerScript(o, tools, uid, tool);
-  const program = programArgv(o, tools, uid);
+  const inner = innerScript(o, tools, id, tool);
+  const program = programArgv(o, tools, id);
   const sh = tools.sh as string;
   if (tool === "unshare") {
-    const fstab = fstabFor(uid, o.workdirBytes, o.tmpBytes, extras);
+    const fstab = fstabFor(id.uid, o.workdirBytes, o.tmpBytes, extras, id.mode === "rootless");
     const outer = [
       // Cosmetic: some containers mount /proc/sys read-only.
       "{ echo sandbox > /proc/sys/kernel/hostname; } 2>/dev/null || :",
@@ -210,6 +240,8 @@ function launcherArgv(
       "--pdeathsig=KILL",
       "--",
       tools.unshare as string,
+      // Rootless: the user is root inside only, for building the mounts.
+      ...(id.mode === "rootless" ? ["--user", "--map-root-user"] : []),
       "--mount",
       "--propagation=private",
       "--pid",
@@ -233,6 +265,9 @@ function launcherArgv(
   }
   return [
     tools.bwrap as string,
+    ...(id.mode === "rootless"
+      ? ["--unshare-user", "--uid", "0", "--gid", "0", "--cap-add", "ALL"]
+      : []),
     "--unshare-pid",
     "--unshare-net",
     "--unshare-ipc",
@@ -269,11 +304,33 @@ export function processesOf(uid: number): number[] {
   return out;
 }
 
-async function waitGone(uid: number, ms: number): Promise<boolean> {
+/** Processes in the PID namespace `ns` ("pid:[inode]"), from /proc. */
+export function processesIn(ns: string): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readlinkSync(`/proc/${name}/ns/pid`) === ns) out.push(Number(name));
+    } catch {}
+  }
+  return out;
+}
+
+/**
+ * Waits until nothing of a sandbox is left. Rootless sandboxes run as the user, so what
+ * lingers can be killed by pid; a root-mode slot's uid is only watched.
+ */
+async function waitGone(find: () => number[], kill: boolean, ms: number): Promise<boolean> {
   const until = performance.now() + ms;
   for (;;) {
-    if (processesOf(uid).length === 0) return true;
+    const left = find();
+    if (left.length === 0) return true;
     if (performance.now() > until) return false;
+    if (kill)
+      for (const pid of left)
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {}
     await new Promise((r) => setTimeout(r, 10));
   }
 }
@@ -281,6 +338,8 @@ async function waitGone(uid: number, ms: number): Promise<boolean> {
 export interface SandboxRunOptions extends SandboxOptions {
   /** "auto" (default): CYCLEQD_SANDBOX_TOOL, else unshare, else bubblewrap. */
   tool?: SandboxTool | "auto";
+  /** "auto" (default): CYCLEQD_SANDBOX_MODE, else root when run as root, else rootless. */
+  mode?: SandboxMode | "auto";
 }
 
 /**
@@ -290,18 +349,23 @@ export interface SandboxRunOptions extends SandboxOptions {
  */
 export async function runSandboxed(opts: SandboxRunOptions): Promise<SandboxResult> {
   const o = resolveOptions(opts);
-  const tool = pickTool(opts.tool);
+  const mode = pickMode(opts.mode);
+  assertModeUsable(mode);
+  const tool = pickTool(opts.tool, mode);
   const tools = findTools();
   const extras = extraBinds(o.readOnlyPaths);
-  const slot = await acquireSlot();
-  const uid = uidBase + slot;
+  const slot = mode === "root" ? await acquireSlot() : -1;
+  const id: Identity = { mode, uid: mode === "root" ? uidBase + slot : 0 };
+  const hostUid = mode === "root" ? id.uid : (process.getuid?.() ?? -1);
+  // The PID namespace a rootless sandbox's leftovers would be found in, read before a kill.
+  let pidNs: string | null = null;
   let release = true;
   try {
     let status: string | null = null;
     let head = Buffer.alloc(0);
     const reader = new TarReader(o.maxOutputBytes);
     const outcome = await launch({
-      argv: launcherArgv(o, tools, tool, uid, extras),
+      argv: launcherArgv(o, tools, tool, id, extras),
       env: LAUNCH_ENV,
       stdin: o.stdin,
       fd3: o.files.length ? packTar(o.files) : null,
@@ -316,14 +380,25 @@ export async function runSandboxed(opts: SandboxRunOptions): Promise<SandboxResu
       timeoutMs: o.timeoutMs,
       maxOutputBytes: o.maxOutputBytes,
       killGroupOnExit: false,
+      onBeforeKill: (pid) => {
+        if (mode !== "rootless") return;
+        try {
+          // unshare: its children's namespace; bubblewrap: the one it entered itself.
+          pidNs = readlinkSync(`/proc/${pid}/ns/pid_for_children`);
+          if (pidNs === readlinkSync("/proc/self/ns/pid")) pidNs = null;
+        } catch {}
+      },
     });
     const st = status as string | null;
     const m = st ? /^rc (\d+) left (\d+)$/.exec(st) : null;
     const left = m ? Number(m[2]) : 0;
     // unshare returns only once its PID 1, and so the whole namespace, is gone. Nothing
     // waited when the launcher was killed, and bubblewrap exits as soon as the program does.
-    if (outcome.timedOut || outcome.outputKilled || (tool === "bwrap" && (left > 0 || !m)))
-      release = await waitGone(uid, 2000);
+    if (outcome.timedOut || outcome.outputKilled || (tool === "bwrap" && (left > 0 || !m))) {
+      const ns = pidNs as string | null;
+      if (mode === "root") release = await waitGone(() => processesOf(id.uid), false, 2000);
+      else if (ns) await waitGone(() => processesIn(ns), true, 2000);
+    }
     const stdout = outcome.stdout.toString("utf8");
     const stderr = outcome.stderr.toString("utf8");
     const base = {
@@ -334,7 +409,8 @@ export async function runSandboxed(opts: SandboxRunOptions): Promise<SandboxResu
       outputTruncated: outcome.outputKilled || reader.truncated,
       durationMs: outcome.durationMs,
       tool,
-      uid,
+      mode,
+      uid: hostUid,
       ...(o.collect.length ? { files: reader.files } : {}),
     };
     const killed = supervisorKill(outcome, o);
@@ -343,7 +419,7 @@ export async function runSandboxed(opts: SandboxRunOptions): Promise<SandboxResu
     if (!m) {
       const how = outcome.signal ? `signal ${outcome.signal}` : `exit ${outcome.code}`;
       throw new SandboxError(
-        `sandbox setup failed (${tool}, ${how}): ${stderr.trim().slice(0, 2000) || "no message"}. ` +
+        `sandbox setup failed (${tool}, ${mode} mode, ${how}): ${stderr.trim().slice(0, 2000) || "no message"}. ` +
           "Run checkSandbox() for what to fix.",
       );
     }
@@ -369,6 +445,6 @@ export async function runSandboxed(opts: SandboxRunOptions): Promise<SandboxResu
     };
   } finally {
     // A uid whose processes outlived the kill stays out of the pool.
-    if (release) releaseSlot(slot);
+    if (release && slot >= 0) releaseSlot(slot);
   }
 }

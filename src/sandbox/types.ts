@@ -2,6 +2,9 @@
 
 export type SandboxTool = "unshare" | "bwrap";
 
+/** root: a uid of its own per sandbox; rootless: a user namespace of an ordinary user. */
+export type SandboxMode = "root" | "rootless";
+
 export interface SandboxOptions {
   /** argv inside the sandbox; argv[0] is looked up on the sandbox's PATH. */
   command: string[];
@@ -60,7 +63,12 @@ export interface SandboxResult {
   files?: Record<string, string>;
   /** Which runner ran it. */
   tool: SandboxTool | "none";
-  /** The uid the program ran as (-1 for the unsandboxed runner as the current user). */
+  /** How the sandbox got its privileges; "none" for the unsandboxed runner. */
+  mode: SandboxMode | "none";
+  /**
+   * The host uid the program ran as: the slot's own in root mode, the user's in rootless
+   * mode (-1 for the unsandboxed runner as the current user).
+   */
   uid: number;
 }
 

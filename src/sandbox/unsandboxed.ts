@@ -72,6 +72,7 @@ export async function runUnsandboxed(opts: SandboxOptions): Promise<SandboxResul
       outputTruncated,
       durationMs: outcome.durationMs,
       tool: "none" as const,
+      mode: "none" as const,
       uid: -1,
       leftover: 0,
       ...(o.collect.length ? { files } : {}),
