@@ -439,3 +439,33 @@ describe("exact compact genomes", () => {
     }
   });
 });
+
+describe("low-rank kernels", () => {
+  test("the dot kernel gives the axpy kernel's bits, zero weights and zero entries included", async () => {
+    const { addLowRank } = await import("../src/qd/lowrank.ts");
+    const rng = new Rng(7);
+    for (const [rows, cols, rank] of [
+      [9, 13, 5],
+      [32, 17, 17],
+      [3, 1, 1],
+    ]) {
+      const terms = Array.from({ length: 3 }, () => {
+        const u = Float32Array.from({ length: rows * rank }, () =>
+          rng.uniform() < 0.1 ? 0 : rng.uniform() - 0.5,
+        );
+        const v = Float32Array.from({ length: cols * rank }, () => rng.uniform() - 0.5);
+        const w = Float64Array.from({ length: rank }, () =>
+          rng.uniform() < 0.3 ? 0 : (rng.uniform() - 0.5) * 3,
+        );
+        return { u, v, w, rank };
+      });
+      const start = Float64Array.from({ length: rows * cols }, () => rng.uniform() - 0.5);
+      const dot = Float64Array.from(start);
+      const axpy = Float64Array.from(start);
+      await addLowRank(dot, terms, rows, cols, { kernel: "dot" });
+      await addLowRank(axpy, terms, rows, cols, { kernel: "axpy" });
+      assert.deepEqual(Buffer.from(dot.buffer), Buffer.from(axpy.buffer));
+      assert.notDeepEqual(dot, start, "the terms changed nothing");
+    }
+  });
+});

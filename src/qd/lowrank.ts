@@ -19,6 +19,8 @@ export interface LowRankOptions {
   gemm?: Gemm;
   /** Multiply-adds (rows·cols·components) from which the GEMM engine is used (default 2^24). */
   gemmMinWork?: number;
+  /** The float64 kernel below that size: "dot" (default) or the earlier "axpy"; same bits. */
+  kernel?: "dot" | "axpy";
 }
 
 /** out (rows×cols, row-major) += Σ_t U_t diag(w_t) V_tᵀ. */
@@ -48,6 +50,63 @@ export async function addLowRank(
     for (let i = 0; i < c.length; i++) out[i] += c[i];
     return;
   }
+  if (opts.kernel === "axpy") addAxpy(out, active, rows, cols);
+  else addDot(out, active, rows, cols);
+}
+
+type Active = { t: LowRankTerm; r: number; w: number }[];
+
+/**
+ * out[i, x] += Σ_j coef[i, j] · v[x, j] as dot products: each element is summed in
+ * registers over the components in their order, which is exactly the order (and so the
+ * rounding) of the row-by-row axpy loop below, at about a third of its time. Four columns at
+ * a time share the loads of coef.
+ */
+function addDot(out: Float64Array, active: Active, rows: number, cols: number): void {
+  const n = active.length;
+  const vx = new Float64Array(cols * n);
+  const coef = new Float64Array(rows * n);
+  active.forEach(({ t, r, w }, j) => {
+    for (let x = 0; x < cols; x++) vx[x * n + j] = t.v[x * t.rank + r];
+    for (let i = 0; i < rows; i++) coef[i * n + j] = t.u[i * t.rank + r] * w;
+  });
+  for (let i = 0; i < rows; i++) {
+    const ci = i * n;
+    const o = i * cols;
+    let x = 0;
+    for (; x + 4 <= cols; x += 4) {
+      let a0 = out[o + x];
+      let a1 = out[o + x + 1];
+      let a2 = out[o + x + 2];
+      let a3 = out[o + x + 3];
+      const v0 = x * n;
+      const v1 = v0 + n;
+      const v2 = v1 + n;
+      const v3 = v2 + n;
+      for (let j = 0; j < n; j++) {
+        const c = coef[ci + j];
+        a0 += c * vx[v0 + j];
+        a1 += c * vx[v1 + j];
+        a2 += c * vx[v2 + j];
+        a3 += c * vx[v3 + j];
+      }
+      out[o + x] = a0;
+      out[o + x + 1] = a1;
+      out[o + x + 2] = a2;
+      out[o + x + 3] = a3;
+    }
+    for (; x < cols; x++) {
+      let a = out[o + x];
+      const v0 = x * n;
+      for (let j = 0; j < n; j++) a += coef[ci + j] * vx[v0 + j];
+      out[o + x] = a;
+    }
+  }
+}
+
+/** The earlier kernel, kept for benches: row by row, one component at a time. */
+function addAxpy(out: Float64Array, active: Active, rows: number, cols: number): void {
+  const n = active.length;
   // Vᵀ rows of the active components, so the inner loop walks memory in order.
   const vt = new Float64Array(n * cols);
   const coef = new Float64Array(n);
