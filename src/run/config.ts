@@ -41,6 +41,11 @@ export interface RunConfig {
   engine: { threads?: number; parallel: number; contextSize?: number };
   /** Grade model output without a sandbox when none works (dangerous). */
   unsafe: boolean;
+  /**
+   * "batch": answers run one after another in a few long-lived sandboxes (the default);
+   * "single": one sandbox per answer. Verdicts are the same.
+   */
+  grading: "batch" | "single";
   /** Also record each skill's mean log-likelihood of its reference answers (not used by the search). */
   likelihood: boolean;
   /** After the search: evaluate the final models on opt and test, write the merged model. */
@@ -75,6 +80,7 @@ export function defaultConfig(): RunConfig {
     seed: 0,
     engine: { parallel: 8 },
     unsafe: false,
+    grading: "batch",
     likelihood: false,
     final: { evaluate: true, writeModel: true },
   };
@@ -210,6 +216,7 @@ export function validateConfig(
     "seed",
     "engine",
     "unsafe",
+    "grading",
     "likelihood",
     "final",
     "cacheDir",
@@ -380,6 +387,7 @@ export function validateConfig(
       parallel: r.int(engine.parallel, "engine.parallel", d.engine.parallel, 1, 1024),
     },
     unsafe: r.bool(top.unsafe, "unsafe", d.unsafe),
+    grading: r.oneOf(top.grading, "grading", d.grading, ["batch", "single"] as const),
     likelihood: r.bool(top.likelihood, "likelihood", d.likelihood),
     final: {
       evaluate: r.bool(final.evaluate, "final.evaluate", d.final.evaluate),
@@ -479,6 +487,8 @@ engine:
   # contextSize: 2048
 
 unsafe: false         # true runs model output without a sandbox when none works (dangerous)
+grading: batch        # batch: answers run one after another in a few long-lived sandboxes;
+                      # single: one sandbox per answer (slower; the same verdicts)
 likelihood: false     # also record each skill's mean log-likelihood of its reference answers:
                       # a diagnostic the search does not use, about doubles evaluation time
 

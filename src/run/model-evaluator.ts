@@ -10,8 +10,9 @@ import { createLlamaCppEngine } from "../engine/index.ts";
 import type { Engine, EngineModel } from "../engine/types.ts";
 import { createGemm } from "../linalg/index.ts";
 import { decodeGenome, materialiseGguf, openFactors, type SeedFactors } from "../qd/index.ts";
-import { createMiniSkills, evaluateSkills, resolveRunner } from "../skills/index.ts";
-import type { Runner, Skill, SkillModel } from "../skills/types.ts";
+import { createMiniSkills, evaluateSkills } from "../skills/index.ts";
+import { type Grader, openGrader } from "../skills/runner.ts";
+import type { Skill, SkillModel } from "../skills/types.ts";
 import { type GgufReader, gguf, openGguf } from "../tensors/gguf.ts";
 import type { RunConfig } from "./config.ts";
 import type { Scores, Timings } from "./store.ts";
@@ -29,6 +30,7 @@ export interface EvaluatorSetup {
   split: { opt: number; test: number };
   engine: { threads?: number; parallel: number; contextSize?: number };
   unsafe: boolean;
+  grading: RunConfig["grading"];
   likelihood: boolean;
 }
 
@@ -48,6 +50,7 @@ export function evaluatorSetup(
     split: config.split,
     engine: config.engine,
     unsafe: config.unsafe,
+    grading: config.grading,
     likelihood: config.likelihood,
   };
 }
@@ -87,14 +90,14 @@ export class ModelEvaluator {
     private readonly skills: Skill[],
     private readonly base: GgufReader,
     private readonly factors: SeedFactors,
-    private readonly runner: Runner,
+    private readonly grader: Grader,
     private readonly gemm: Awaited<ReturnType<typeof createGemm>>,
   ) {}
 
   static async create(setup: EvaluatorSetup): Promise<ModelEvaluator> {
     const skills = buildSkills(setup.skills, setup.skillSeed, setup.split);
     // Fail before loading anything when answers could not be graded safely.
-    const runner = await resolveRunner({ unsafe: setup.unsafe });
+    const grader = await openGrader({ unsafe: setup.unsafe, batch: setup.grading === "batch" });
     const base = await openGguf(setup.basePath);
     let factors: SeedFactors | undefined;
     try {
@@ -105,8 +108,9 @@ export class ModelEvaluator {
         parallel: setup.engine.parallel,
         contextSize: setup.engine.contextSize,
       });
-      return new ModelEvaluator(setup, engine, skills, base, factors, runner, gemm);
+      return new ModelEvaluator(setup, engine, skills, base, factors, grader, gemm);
     } catch (e) {
+      await grader.close();
       await factors?.close();
       await base.close();
       throw e;
@@ -149,10 +153,18 @@ export class ModelEvaluator {
         score: (reqs) => m.score(reqs),
       };
       const t2 = performance.now();
+      const before = this.grader.stats();
       const results = await evaluateSkills(timed, this.skills, job.split, {
-        runner: this.runner,
+        runner: this.grader.run,
         likelihood: this.setup.likelihood,
       });
+      const after = this.grader.stats();
+      if (before && after && after.fallback > before.fallback)
+        // Verdicts are unaffected (those answers ran alone), but a hostile answer is worth a look.
+        console.warn(
+          `grading ${job.name}: ${after.fallback - before.fallback} answer(s) re-run in a sandbox of their own: ` +
+            after.broken.slice(before.broken.length).join("; "),
+        );
       const evalMs = performance.now() - t2;
       const scores: Scores = {};
       for (const s of this.skills) {
@@ -178,6 +190,7 @@ export class ModelEvaluator {
   }
 
   async close(): Promise<void> {
+    await this.grader.close();
     await this.engine.dispose();
     await this.factors.close();
     await this.base.close();

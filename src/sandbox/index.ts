@@ -27,6 +27,12 @@
  * process, so maxProcesses × memoryBytes (plus /work, /tmp and System V IPC, each capped)
  * bounds it; a memory cgroup would be needed for a tighter total.
  */
+export {
+  type BatchRunner,
+  type BatchRunnerOptions,
+  type BatchStats,
+  createBatchRunner,
+} from "./batch.ts";
 export { type CheckOptions, checkSandbox, type SandboxCheck } from "./check.ts";
 export { pickMode } from "./mode.ts";
 export { runSandboxed, type SandboxRunOptions } from "./run.ts";

@@ -51,14 +51,14 @@ import { type ResolvedOptions, resolveOptions } from "./validate.ts";
  */
 
 /** Who the program runs as: a slot's uid (root mode), or the user namespace's root. */
-interface Identity {
+export interface Identity {
   mode: SandboxMode;
   /** The uid inside the sandbox: the slot's in root mode, 0 in rootless mode. */
   uid: number;
 }
 
 /** The environment of every root-owned stage. */
-const LAUNCH_ENV = { PATH: "/usr/bin:/bin" };
+export const LAUNCH_ENV = { PATH: "/usr/bin:/bin" };
 
 export function q(s: string): string {
   return `'${s.replaceAll("'", `'\\''`)}'`;
@@ -177,7 +177,8 @@ function innerScript(o: ResolvedOptions, tools: Tools, id: Identity, tool: Sandb
       `${drop} ${tar} -xf - --no-same-owner <&3 3<&- 4>&- || { echo 'err could not unpack the files into /work' >&4; exit 1; }`,
     );
   }
-  lines.push('"$@" 3<&- 4>&-', COUNT_LEFT, 'echo "rc $rc left $n" >&4');
+  // "go": from here on, whatever goes wrong is the program's doing.
+  lines.push("echo go >&4", '"$@" 3<&- 4>&-', COUNT_LEFT, 'echo "rc $rc left $n" >&4');
   // What the program left behind must not touch the files while they are read back.
   if (o.collect.length) lines.push('[ "$n" = 0 ] || kill -9 -1');
 
@@ -188,11 +189,19 @@ function innerScript(o: ResolvedOptions, tools: Tools, id: Identity, tool: Sandb
   return lines.join("\n");
 }
 
-/** argv of the program itself, as PID 1 starts it. */
-function programArgv(o: ResolvedOptions, tools: Tools, id: Identity): string[] {
+/**
+ * argv of the program itself, as PID 1 starts it: without any privilege, under its limits.
+ * A `privileged` program (the batch lane server, our own code) keeps PID 1's privileges and
+ * drops them itself in each job it forks.
+ */
+function programArgv(
+  o: ResolvedOptions,
+  tools: Tools,
+  id: Identity,
+  privileged: boolean,
+): string[] {
   return [
-    ...dropArgs(tools, id),
-    ...limitArgs(o, tools),
+    ...(privileged ? [] : [...dropArgs(tools, id), ...limitArgs(o, tools)]),
     tools.env as string,
     "-i",
     ...Object.entries(o.env).map(([k, v]) => `${k}=${v}`),
@@ -214,15 +223,16 @@ export function limitArgs(o: ResolvedOptions, tools: Tools): string[] {
   ];
 }
 
-function launcherArgv(
+export function launcherArgv(
   o: ResolvedOptions,
   tools: Tools,
   tool: SandboxTool,
   id: Identity,
   extras: string[],
+  privileged = false,
 ): string[] {
   const inner = innerScript(o, tools, id, tool);
-  const program = programArgv(o, tools, id);
+  const program = programArgv(o, tools, id, privileged);
   const sh = tools.sh as string;
   if (tool === "unshare") {
     const fstab = fstabFor(id.uid, o.workdirBytes, o.tmpBytes, extras, id.mode === "rootless");
@@ -288,6 +298,34 @@ function launcherArgv(
     "sh",
     ...program,
   ];
+}
+
+/**
+ * The result fields of a program that ended on its own with shell status `rc` (128+n: killed
+ * by signal n), having left `left` processes running.
+ */
+export function howItEnded(
+  rc: number,
+  left: number,
+  stderr: string,
+  o: ResolvedOptions,
+): Pick<SandboxResult, "exitCode" | "signal" | "reason" | "leftover"> {
+  const leftNote = left ? `; left ${left} process${left === 1 ? "" : "es"} running, killed` : "";
+  const sig = rc > 128 && rc < 128 + 65 ? signalName(rc - 128) : null;
+  if (sig)
+    return {
+      leftover: left,
+      exitCode: null,
+      signal: sig,
+      reason: signalReason(sig, o, stderr) + leftNote,
+    };
+  const reason = exitReason(rc, stderr, o) ?? (left ? "exit 0" : undefined);
+  return {
+    leftover: left,
+    exitCode: rc,
+    signal: null,
+    ...(reason ? { reason: reason + leftNote } : {}),
+  };
 }
 
 /** Processes whose real uid is `uid`, from /proc. */
@@ -362,6 +400,7 @@ export async function runSandboxed(opts: SandboxRunOptions): Promise<SandboxResu
   let release = true;
   try {
     let status: string | null = null;
+    let started = false;
     let head = Buffer.alloc(0);
     const reader = new TarReader(o.maxOutputBytes);
     const outcome = await launch({
@@ -372,10 +411,13 @@ export async function runSandboxed(opts: SandboxRunOptions): Promise<SandboxResu
       onFd4: (chunk) => {
         if (status !== null) return reader.push(chunk);
         head = Buffer.concat([head, chunk]);
-        const nl = head.indexOf(10);
-        if (nl === -1) return;
-        status = head.toString("utf8", 0, nl);
-        reader.push(head.subarray(nl + 1));
+        for (let nl = head.indexOf(10); nl !== -1 && status === null; nl = head.indexOf(10)) {
+          const line = head.toString("utf8", 0, nl);
+          head = head.subarray(nl + 1);
+          if (line === "go") started = true;
+          else status = line;
+        }
+        if (status !== null) reader.push(head);
       },
       timeoutMs: o.timeoutMs,
       maxOutputBytes: o.maxOutputBytes,
@@ -416,6 +458,15 @@ export async function runSandboxed(opts: SandboxRunOptions): Promise<SandboxResu
     const killed = supervisorKill(outcome, o);
     if (killed) return { ...base, ...killed };
     if (st?.startsWith("err ")) throw new SandboxError(`sandbox: ${st.slice(4)}`);
+    // Rootless, the program shares PID 1's uid and can, say, lower its limits until it
+    // cannot report: that is the program's failure, not the sandbox's.
+    if (!m && started && !st?.startsWith("err "))
+      return {
+        ...base,
+        exitCode: null,
+        signal: null,
+        reason: "the program broke its sandbox: PID 1 could not report how it ended",
+      };
     if (!m) {
       const how = outcome.signal ? `signal ${outcome.signal}` : `exit ${outcome.code}`;
       throw new SandboxError(
@@ -423,26 +474,7 @@ export async function runSandboxed(opts: SandboxRunOptions): Promise<SandboxResu
           "Run checkSandbox() for what to fix.",
       );
     }
-    const rc = Number(m[1]);
-    const leftNote = left ? `; left ${left} process${left === 1 ? "" : "es"} running, killed` : "";
-    // As in shells, 128+n means "killed by signal n".
-    const sig = rc > 128 && rc < 128 + 65 ? signalName(rc - 128) : null;
-    if (sig)
-      return {
-        ...base,
-        leftover: left,
-        exitCode: null,
-        signal: sig,
-        reason: signalReason(sig, o, stderr) + leftNote,
-      };
-    const reason = exitReason(rc, stderr, o) ?? (left ? "exit 0" : undefined);
-    return {
-      ...base,
-      leftover: left,
-      exitCode: rc,
-      signal: null,
-      ...(reason ? { reason: reason + leftNote } : {}),
-    };
+    return { ...base, ...howItEnded(Number(m[1]), left, stderr, o) };
   } finally {
     // A uid whose processes outlived the kill stays out of the pool.
     if (release && slot >= 0) releaseSlot(slot);

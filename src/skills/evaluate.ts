@@ -5,7 +5,7 @@
  */
 import type { GenerateResult } from "../engine/types.ts";
 import { defaultConcurrency, limiter } from "./pool.ts";
-import { type RunnerOptions, resolveRunner } from "./runner.ts";
+import { type Grader, openGrader, type RunnerOptions } from "./runner.ts";
 import { extractAnswer } from "./text.ts";
 import type {
   Problem,
@@ -26,6 +26,8 @@ export interface EvaluateOptions {
   likelihood?: boolean;
   /** Use this runner instead of the sandbox (remote executors, tests). */
   runner?: Runner;
+  /** Without a runner: lanes of long-lived sandboxes (default true) or one per answer. */
+  batch?: boolean;
   /** The sandbox probe (default: checkSandbox). */
   check?: RunnerOptions["check"];
   /** At most this many problems per skill, from the start of the split. */
@@ -50,12 +52,28 @@ export async function evaluateSkills(
       throw new Error(`two skills are named "${s.name}"; names must be unique`);
     names.add(s.name);
   }
-  const concurrency = opts.concurrency ?? defaultConcurrency();
   if (opts.limit !== undefined && !(Number.isInteger(opts.limit) && opts.limit >= 0)) {
     throw new Error(`limit must be a non-negative integer, got ${opts.limit}`);
   }
   // Fail before the expensive generation when answers could not be graded safely.
-  const run = opts.runner ?? (await resolveRunner({ unsafe: opts.unsafe, check: opts.check }));
+  const grader = opts.runner
+    ? null
+    : await openGrader({ unsafe: opts.unsafe, check: opts.check, batch: opts.batch });
+  try {
+    return await evaluateWith(model, skills, split, opts, opts.runner ?? (grader as Grader).run);
+  } finally {
+    await grader?.close();
+  }
+}
+
+async function evaluateWith(
+  model: SkillModel,
+  skills: Skill[],
+  split: Split,
+  opts: EvaluateOptions,
+  run: Runner,
+): Promise<Record<string, SkillResult>> {
+  const concurrency = opts.concurrency ?? defaultConcurrency();
 
   const jobs: Job[] = [];
   for (const skill of skills) {
