@@ -32,6 +32,8 @@ export interface EvaluatorSetup {
   unsafe: boolean;
   grading: RunConfig["grading"];
   likelihood: boolean;
+  /** The float64 low-rank kernel (lowrank.ts); both give the same bytes. Benches set it. */
+  materialiseKernel?: "dot" | "axpy";
 }
 
 /** The evaluator setup for a run's config, base model (GGUF) and seed factors. */
@@ -128,6 +130,7 @@ export class ModelEvaluator {
       temporary = true;
       await materialiseGguf(path, genome, this.base, this.factors, {
         gemm: this.gemm,
+        kernel: this.setup.materialiseKernel,
         metadata: { "general.name": gguf.str(`cycleqd-${job.name}`) },
       });
       materialise = performance.now() - t0;
