@@ -10,6 +10,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createGemm } from "../src/linalg/index.ts";
+import { createDotPool } from "../src/qd/dot-pool.ts";
 import { type Genome, materialiseGguf } from "../src/qd/index.ts";
 import { defaultConfig } from "../src/run/config.ts";
 import { runFactors } from "../src/run/seed-factors.ts";
@@ -37,6 +38,8 @@ const genomes: Genome[] = Array.from({ length: count }, () => ({
   noise: [],
 }));
 
+// Old: the axpy kernel in this thread; new: the dot kernel on worker threads (one per core).
+const pool = createDotPool();
 const kernels = ["axpy", "dot"] as const;
 const ms: Record<string, number[]> = { axpy: [], dot: [] };
 let identical = 0;
@@ -47,7 +50,11 @@ try {
     for (const kernel of i % 2 ? [...kernels].reverse() : kernels) {
       const path = join(work, `${kernel}.gguf`);
       const t = performance.now();
-      await materialiseGguf(path, g, base, factors, { gemm, kernel });
+      await materialiseGguf(path, g, base, factors, {
+        gemm,
+        kernel,
+        ...(kernel === "dot" ? { pool } : {}),
+      });
       ms[kernel].push(performance.now() - t);
       bytes.push(await readFile(path));
     }
@@ -55,12 +62,13 @@ try {
   }
 } finally {
   await gemm.dispose();
+  await pool.dispose();
   await rm(work, { recursive: true, force: true });
 }
 
 const mean = (xs: number[]) => xs.slice(1).reduce((a, b) => a + b, 0) / Math.max(1, xs.length - 1);
 console.log(`zoo base ${config.models.base}; ${count} genomes (first one is warm-up)`);
 console.log(`old (axpy kernel)  ${mean(ms.axpy).toFixed(0).padStart(5)} ms per child`);
-console.log(`new (dot kernel)   ${mean(ms.dot).toFixed(0).padStart(5)} ms per child`);
+console.log(`new (dot, workers) ${mean(ms.dot).toFixed(0).padStart(5)} ms per child`);
 console.log(`ratio old / new    ${(mean(ms.axpy) / mean(ms.dot)).toFixed(2)}×`);
 console.log(`identical bytes    ${identical}/${count}`);

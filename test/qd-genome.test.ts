@@ -441,8 +441,11 @@ describe("exact compact genomes", () => {
 });
 
 describe("low-rank kernels", () => {
-  test("the dot kernel gives the axpy kernel's bits, zero weights and zero entries included", async () => {
+  test("the dot kernel, here and on worker threads, gives the axpy kernel's bits, zero weights and zero entries included", async () => {
     const { addLowRank } = await import("../src/qd/lowrank.ts");
+    const { createDotPool } = await import("../src/qd/dot-pool.ts");
+    const pool = createDotPool(2);
+    after(() => pool.dispose());
     const rng = new Rng(7);
     for (const [rows, cols, rank] of [
       [9, 13, 5],
@@ -464,7 +467,10 @@ describe("low-rank kernels", () => {
       const axpy = Float64Array.from(start);
       await addLowRank(dot, terms, rows, cols, { kernel: "dot" });
       await addLowRank(axpy, terms, rows, cols, { kernel: "axpy" });
+      const pooled = Float64Array.from(start);
+      await addLowRank(pooled, terms, rows, cols, { pool });
       assert.deepEqual(Buffer.from(dot.buffer), Buffer.from(axpy.buffer));
+      assert.deepEqual(Buffer.from(pooled.buffer), Buffer.from(axpy.buffer));
       assert.notDeepEqual(dot, start, "the terms changed nothing");
     }
   });

@@ -4,6 +4,7 @@
  * given, as one product over all terms' components stacked side by side.
  */
 import type { Gemm } from "../linalg/gemm.ts";
+import type { DotPool } from "./dot-pool.ts";
 
 export interface LowRankTerm {
   /** rows×rank, row-major. */
@@ -21,6 +22,8 @@ export interface LowRankOptions {
   gemmMinWork?: number;
   /** The float64 kernel below that size: "dot" (default) or the earlier "axpy"; same bits. */
   kernel?: "dot" | "axpy";
+  /** Worker threads for the dot kernel, so that several tensors are built at once. */
+  pool?: DotPool;
 }
 
 /** out (rows×cols, row-major) += Σ_t U_t diag(w_t) V_tᵀ. */
@@ -51,7 +54,7 @@ export async function addLowRank(
     return;
   }
   if (opts.kernel === "axpy") addAxpy(out, active, rows, cols);
-  else addDot(out, active, rows, cols);
+  else await addDot(out, active, rows, cols, opts.pool);
 }
 
 type Active = { t: LowRankTerm; r: number; w: number }[];
@@ -62,7 +65,13 @@ type Active = { t: LowRankTerm; r: number; w: number }[];
  * rounding) of the row-by-row axpy loop below, at about a third of its time. Four columns at
  * a time share the loads of coef.
  */
-function addDot(out: Float64Array, active: Active, rows: number, cols: number): void {
+async function addDot(
+  out: Float64Array,
+  active: Active,
+  rows: number,
+  cols: number,
+  pool?: DotPool,
+): Promise<void> {
   const n = active.length;
   const vx = new Float64Array(cols * n);
   const coef = new Float64Array(rows * n);
@@ -70,6 +79,22 @@ function addDot(out: Float64Array, active: Active, rows: number, cols: number): 
     for (let x = 0; x < cols; x++) vx[x * n + j] = t.v[x * t.rank + r];
     for (let i = 0; i < rows; i++) coef[i * n + j] = t.u[i * t.rank + r] * w;
   });
+  if (pool) out.set(await pool.dot(out, coef, vx, rows, cols, n));
+  else dotKernel(out, coef, vx, rows, cols, n);
+}
+
+/**
+ * The dot kernel itself: self-contained (no outer names), so that a worker thread can run
+ * it from its source text.
+ */
+export function dotKernel(
+  out: Float64Array,
+  coef: Float64Array,
+  vx: Float64Array,
+  rows: number,
+  cols: number,
+  n: number,
+): void {
   for (let i = 0; i < rows; i++) {
     const ci = i * n;
     const o = i * cols;

@@ -80,7 +80,7 @@ export function materialiseTensors(
       `materialise: the base has ${base.tensors.length} tensors but the factors cover ${factors.tensors.length}; they were computed for another base`,
     );
   }
-  return base.tensors.map((t) => {
+  const tensors = base.tensors.map((t): TensorToWrite => {
     const fi = factors.info(t.name);
     if (fi.shape.join(",") !== t.shape.join(",")) {
       throw new Error(
@@ -102,6 +102,33 @@ export function materialiseTensors(
       },
     };
   });
+  // With worker threads, the next few tensors are built while the writer takes this one;
+  // the window bounds what is held in memory.
+  return opts.pool ? prefetched(tensors, PREFETCH) : tensors;
+}
+
+const PREFETCH = 4;
+
+/** The same tensors, each one's data started as soon as one up to `window` before it is asked. */
+function prefetched(tensors: TensorToWrite[], window: number): TensorToWrite[] {
+  const started = new Map<number, Promise<Float32Array>>();
+  const start = (i: number) => {
+    if (i < tensors.length && !started.has(i)) {
+      const d = tensors[i].data;
+      const p = typeof d === "function" ? d() : Promise.resolve(d);
+      p.catch(() => {}); // surfaces when its turn comes
+      started.set(i, p);
+    }
+  };
+  return tensors.map((t, i) => ({
+    ...t,
+    data: () => {
+      for (let j = i; j <= i + window; j++) start(j);
+      const p = started.get(i) as Promise<Float32Array>;
+      started.delete(i);
+      return p;
+    },
+  }));
 }
 
 /** llama.cpp's general.file_type for an all-`dtype` model. */

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { createLlamaCppEngine } from "../engine/index.ts";
 import type { Engine, EngineModel } from "../engine/types.ts";
 import { createGemm } from "../linalg/index.ts";
+import { createDotPool, type DotPool } from "../qd/dot-pool.ts";
 import { decodeGenome, materialiseGguf, openFactors, type SeedFactors } from "../qd/index.ts";
 import { createMiniSkills, evaluateSkills } from "../skills/index.ts";
 import { type Grader, openGrader } from "../skills/runner.ts";
@@ -94,6 +95,8 @@ export class ModelEvaluator {
     private readonly factors: SeedFactors,
     private readonly grader: Grader,
     private readonly gemm: Awaited<ReturnType<typeof createGemm>>,
+    // Both cores are idle while a child is materialised (one worker): build tensors on both.
+    private readonly pool: DotPool = createDotPool(),
   ) {}
 
   static async create(setup: EvaluatorSetup): Promise<ModelEvaluator> {
@@ -131,6 +134,7 @@ export class ModelEvaluator {
       await materialiseGguf(path, genome, this.base, this.factors, {
         gemm: this.gemm,
         kernel: this.setup.materialiseKernel,
+        pool: this.setup.materialiseKernel === "axpy" ? undefined : this.pool,
         metadata: { "general.name": gguf.str(`cycleqd-${job.name}`) },
       });
       materialise = performance.now() - t0;
@@ -198,5 +202,6 @@ export class ModelEvaluator {
     await this.factors.close();
     await this.base.close();
     await this.gemm.dispose();
+    await this.pool.dispose();
   }
 }
