@@ -134,7 +134,7 @@ try {
       `${params.toLocaleString("en")} parameters`,
   );
   console.log(
-    "old: one sandbox per answer, axpy materialisation; new: grading lanes, dot materialisation",
+    "old: one sandbox per answer, axpy materialisation; new: grading lanes, dot kernel on worker threads",
   );
   console.log(`seed factors: ${(factorMs / 1000).toFixed(2)} s (computed once, then cached)`);
   console.log(

@@ -3,7 +3,9 @@
  * (a JSON line each) and runs each as a fresh process in /work, with the job's own limits,
  * environment and wall clock, as runSandboxed would. Between jobs it kills whatever the job
  * left running, empties /work and /tmp and removes System V IPC objects, so the next job
- * starts as in a new sandbox. The lane keeps PID 1's privileges and each job gives them up
+ * starts as in a new sandbox. Each job runs as PID 2 of a PID namespace of its own, under a
+ * small init that reports its status, as PID 1 of a sandbox of its own would. The lane keeps
+ * PID 1's privileges and each job gives them up
  * before it runs, as setpriv does for a sandbox of its own: root mode, the lane's slot uid,
  * no groups; rootless, the namespace's root with securebits that keep it without
  * capabilities; both with an empty bounding set, no capabilities and no_new_privs. The lane
@@ -45,10 +47,11 @@ def state():
             sorted(os.sched_getaffinity(0)))
 START = state()
 
-def others():
+def live(exclude):
+    """The processes this PID namespace's /proc shows, without zombies and exclude."""
     out = []
     for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) in (1, SELF):
+        if not name.isdigit() or int(name) in exclude:
             continue
         try:
             with open("/proc/%s/stat" % name) as f:
@@ -58,6 +61,9 @@ def others():
         if s[s.rindex(")") + 2] != "Z":
             out.append(int(name))
     return out
+
+def others():
+    return live((1, SELF))
 
 def reap():
     while True:
@@ -253,17 +259,7 @@ def job_init(job, i_r, o_w, e_w, s_w):
             pid, status = os.waitpid(-1, 0)
             if pid == job_pid:
                 break
-        left = 0
-        for name in os.listdir("/proc"):
-            if name.isdigit() and name != "1":
-                try:
-                    with open("/proc/%s/stat" % name) as f:
-                        st = f.read()
-                except OSError:
-                    continue
-                if st[st.rindex(")") + 2] != "Z":
-                    left += 1
-        os.write(s_w, b"%d %d" % (status, left))
+        os.write(s_w, b"%d %d" % (status, len(live((1,)))))
     except BaseException as e:
         os.write(e_w, ("lane: could not start the job: %s\n" % e).encode())
     os._exit(0)

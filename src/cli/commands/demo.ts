@@ -71,7 +71,7 @@ split: base, each expert, the plain average of the experts, the CycleQD aggregat
 single best elite.
 
 Options:
-  --generations N   children to evaluate (default 32: about 5 minutes on 2 cores)
+  --generations N   children to evaluate (default 32: about 2.5 minutes on 2 cores)
   --workers W       evaluation processes (default 1)
   --seed S          the run's seed (default 0)
   --out RUN         the run directory (default runs/<date and time>)`,
