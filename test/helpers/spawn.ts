@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { type SpawnOptions, spawn } from "node:child_process";
 
 export interface Exit {
   code: number | null;
@@ -6,18 +6,28 @@ export interface Exit {
   stderr: string;
 }
 
-/** Runs node with `args` from the repository root and collects its output and exit code. */
-export function runNode(args: string[]): Promise<Exit> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, args);
+/** Runs a program and collects its output and exit code. */
+export function runProcess(
+  command: string,
+  args: string[],
+  opts: SpawnOptions = {},
+): Promise<Exit> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(command, args, { ...opts, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
-    p.stdout.on("data", (d) => {
+    p.stdout?.on("data", (d) => {
       stdout += d;
     });
-    p.stderr.on("data", (d) => {
+    p.stderr?.on("data", (d) => {
       stderr += d;
     });
-    p.on("exit", (code) => resolve({ code, stdout, stderr }));
+    p.on("error", reject);
+    p.on("close", (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/** Runs node with `args` from the repository root and collects its output and exit code. */
+export function runNode(args: string[]): Promise<Exit> {
+  return runProcess(process.execPath, args);
 }

@@ -3,7 +3,7 @@
  * bench when they are started as root. The checkout may sit where that user cannot read
  * (under /root, say), so the needed sources and tsx are copied to a readable directory.
  */
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import {
   chmodSync,
   chownSync,
@@ -17,6 +17,7 @@ import {
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { type Exit, runProcess } from "./spawn.ts";
 
 /** The account .ci/run creates for these tests; CYCLEQD_TEST_USER names another. */
 export const TEST_USER = process.env.CYCLEQD_TEST_USER || "cycleqd-test";
@@ -79,47 +80,28 @@ export function readableCopy(paths: string[], who: Account): Sandbox {
   return { dir, home, dispose: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-export interface Outcome {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs `node --import tsx ARGS` in `copy` as `who`, with a clean environment. */
 export function runAsUser(
   who: Account,
   copy: Sandbox,
   args: string[],
   env: Record<string, string> = {},
-): Promise<Outcome> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      "setpriv",
-      [
-        `--reuid=${who.uid}`,
-        `--regid=${who.gid}`,
-        "--clear-groups",
-        "--",
-        process.execPath,
-        "--import",
-        "tsx",
-        ...args,
-      ],
-      {
-        cwd: copy.dir,
-        env: { PATH: "/usr/local/bin:/usr/bin:/bin", HOME: copy.home, LANG: "C.UTF-8", ...env },
-        stdio: ["ignore", "pipe", "pipe"],
-      },
-    );
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => {
-      stdout += d;
-    });
-    child.stderr.on("data", (d) => {
-      stderr += d;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
+): Promise<Exit> {
+  return runProcess(
+    "setpriv",
+    [
+      `--reuid=${who.uid}`,
+      `--regid=${who.gid}`,
+      "--clear-groups",
+      "--",
+      process.execPath,
+      "--import",
+      "tsx",
+      ...args,
+    ],
+    {
+      cwd: copy.dir,
+      env: { PATH: "/usr/local/bin:/usr/bin:/bin", HOME: copy.home, LANG: "C.UTF-8", ...env },
+    },
+  );
 }
