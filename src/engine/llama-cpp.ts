@@ -22,6 +22,7 @@ import {
   type LlamaModel,
   type Token,
 } from "node-llama-cpp";
+import { type BatchInternals, batchInternals, generateGreedyBatch } from "./greedy-batch.ts";
 import {
   findStop,
   validateGenerateRequests,
@@ -58,6 +59,13 @@ export interface LlamaCppEngineOptions {
    * rounding of an exact forward pass; F16 halves the cache for large models.
    */
   kvCacheType?: "F32" | "F16";
+  /**
+   * How generation drives llama.cpp: "batch" (default) decodes every running sequence in
+   * one batch per step and samples greedily (greedy-batch.ts); "evaluate" runs
+   * node-llama-cpp's per-sequence generators, the earlier path, kept for benches. The same
+   * tokens either way.
+   */
+  decodeLoop?: "batch" | "evaluate";
 }
 
 const DEFAULT_PARALLEL = 8;
@@ -89,8 +97,13 @@ export async function createLlamaCppEngine(opts: LlamaCppEngineOptions = {}): Pr
     throw new Error(`kvCacheType must be "F32" or "F16", got ${String(opts.kvCacheType)}`);
   }
 
+  const decodeLoop = opts.decodeLoop ?? "batch";
+  if (decodeLoop !== "batch" && decodeLoop !== "evaluate") {
+    throw new Error(`decodeLoop must be "batch" or "evaluate", got ${String(opts.decodeLoop)}`);
+  }
+
   const shared = await acquireLlama(gpu);
-  return new LlamaCppEngine(shared, { threads, parallel, contextSize, kvCacheType });
+  return new LlamaCppEngine(shared, { threads, parallel, contextSize, kvCacheType, decodeLoop });
 }
 
 interface EngineSettings {
@@ -98,6 +111,7 @@ interface EngineSettings {
   parallel: number;
   contextSize: number | undefined;
   kvCacheType: "F32" | "F16";
+  decodeLoop: "batch" | "evaluate";
 }
 
 class LlamaCppEngine implements Engine {
@@ -187,7 +201,17 @@ class LlamaCppEngine implements Engine {
     }
     const sequences: LlamaContextSequence[] = [];
     for (let i = 0; i < parallel; i++) sequences.push(context.getSequence());
-    const loaded = new LlamaCppModel(path, model, context, sequences, this.logs, () =>
+    let internals: BatchInternals | null = null;
+    if (this.settings.decodeLoop === "batch") {
+      const found = batchInternals(model, context);
+      if (typeof found === "string") {
+        await context.dispose();
+        await model.dispose();
+        throw new Error(`${found}; install node-llama-cpp 3.21.1, or use decodeLoop: "evaluate"`);
+      }
+      internals = found;
+    }
+    const loaded = new LlamaCppModel(path, model, context, sequences, this.logs, internals, () =>
       this.models.delete(loaded),
     );
     this.models.add(loaded);
@@ -209,6 +233,7 @@ class LlamaCppModel implements EngineModel {
   private readonly addBos: boolean;
   private readonly bos: Token | null;
   private disposed = false;
+  private turn: Promise<unknown> = Promise.resolve();
 
   constructor(
     readonly path: string,
@@ -216,6 +241,8 @@ class LlamaCppModel implements EngineModel {
     private readonly context: LlamaContext,
     sequences: LlamaContextSequence[],
     private readonly logs: LogBuffer,
+    /** Set: generate with the batch loop; null: with node-llama-cpp's evaluate. */
+    private readonly internals: BatchInternals | null,
     private readonly onDispose: () => void,
   ) {
     this.contextSize = context.contextSize;
@@ -253,11 +280,54 @@ class LlamaCppModel implements EngineModel {
         );
       }
     });
+    if (this.internals)
+      return this.exclusive(() => this.generateBatched(requests, prompts, parallel, opts));
     return this.runQueue(requests.length, parallel, async (seq, i) => {
       const result = await this.generateOne(seq, prompts[i], requests[i]);
       opts.onResult?.(i, result);
       return result;
     });
+  }
+
+  /** generate() over `parallel` sequences at once through the batch loop. */
+  private async generateBatched(
+    requests: GenerateRequest[],
+    prompts: Token[][],
+    parallel: number,
+    opts: GenerateOptions,
+  ): Promise<GenerateResult[]> {
+    const width = Math.min(requests.length, parallel, this.parallel);
+    if (width === 0) return [];
+    const seqs = await Promise.all(Array.from({ length: width }, () => this.pool.acquire()));
+    const mark = this.logs.mark();
+    try {
+      // Empty, for node-llama-cpp's bookkeeping as much as for the cache.
+      for (const seq of seqs) await seq.clearHistory();
+      return await generateGreedyBatch({
+        model: this.model,
+        internals: this.internals as BatchInternals,
+        sequenceIds: seqs.map((s) => {
+          const id = (s as unknown as { _sequenceId?: unknown })._sequenceId;
+          if (typeof id !== "number")
+            throw new Error("node-llama-cpp's sequences lack _sequenceId");
+          return id;
+        }),
+        prompts,
+        requests,
+        contextSize: this.contextSize,
+        batchSize: this.context.batchSize,
+        onResult: opts.onResult,
+        cancelled: () => this.disposed,
+      });
+    } catch (e) {
+      if (this.disposed)
+        throw new Error(`the model ${this.path} was disposed while requests were running`);
+      throw new Error(
+        `inference on ${this.path} failed: ${errorMessage(e)}${await this.logs.since(mark)}`,
+      );
+    } finally {
+      for (const seq of seqs) this.pool.release(seq);
+    }
   }
 
   async score(requests: ScoreRequest[]): Promise<ScoreResult[]> {
@@ -280,9 +350,24 @@ class LlamaCppModel implements EngineModel {
       }
       return { prompt, continuation };
     });
-    return this.runQueue(requests.length, this.parallel, (seq, i) =>
-      this.scoreOne(seq, inputs[i].prompt, inputs[i].continuation),
+    const run = () =>
+      this.runQueue(requests.length, this.parallel, (seq, i) =>
+        this.scoreOne(seq, inputs[i].prompt, inputs[i].continuation),
+      );
+    return this.internals ? this.exclusive(run) : run();
+  }
+
+  /**
+   * Runs `fn` when no other exclusive call runs: the batch loop and node-llama-cpp's own
+   * scheduler fill the same native batch, so they must never interleave.
+   */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.turn.then(fn);
+    this.turn = result.then(
+      () => undefined,
+      () => undefined,
     );
+    return result;
   }
 
   async dispose(): Promise<void> {

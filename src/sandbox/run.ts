@@ -355,6 +355,24 @@ export function processesIn(ns: string): number[] {
 }
 
 /**
+ * The PID namespace a launcher made: unshare's children's, or, for bubblewrap, whose own
+ * stays the host's, the one its child (the sandbox's init) lives in. Null when not found.
+ */
+function sandboxPidNs(launcher: number): string | null {
+  try {
+    const host = readlinkSync("/proc/self/ns/pid");
+    const own = readlinkSync(`/proc/${launcher}/ns/pid_for_children`);
+    if (own !== host) return own;
+    const children = readFileSync(`/proc/${launcher}/task/${launcher}/children`, "utf8").trim();
+    for (const child of children.split(/\s+/).filter(Boolean)) {
+      const ns = readlinkSync(`/proc/${child}/ns/pid`);
+      if (ns !== host) return ns;
+    }
+  } catch {}
+  return null;
+}
+
+/**
  * Waits until nothing of a sandbox is left. Rootless sandboxes run as the user, so what
  * lingers can be killed by pid; a root-mode slot's uid is only watched.
  */
@@ -424,11 +442,7 @@ export async function runSandboxed(opts: SandboxRunOptions): Promise<SandboxResu
       killGroupOnExit: false,
       onBeforeKill: (pid) => {
         if (mode !== "rootless") return;
-        try {
-          // unshare: its children's namespace; bubblewrap: the one it entered itself.
-          pidNs = readlinkSync(`/proc/${pid}/ns/pid_for_children`);
-          if (pidNs === readlinkSync("/proc/self/ns/pid")) pidNs = null;
-        } catch {}
+        pidNs = sandboxPidNs(pid);
       },
     });
     const st = status as string | null;
