@@ -2,7 +2,8 @@
  * Where a search's time goes, old evaluation path against new in one run. Runs the same
  * short CycleQD search twice (one worker, in process, the same seed) on the shipped zoo, or
  * on tiny random models when the zoo is not built: old (one sandbox per answer, the axpy
- * materialisation kernel) and new (grading lanes, the dot kernel). Prints the mean time per
+ * materialisation kernel, node-llama-cpp's evaluate loop) and new (grading lanes, the dot
+ * kernel on worker threads, the batch decode loop). Prints the mean time per
  * generation of both side by side, split into select, crossover, mutation, materialise,
  * model load, the runner's own bookkeeping (tell, store commit) and evaluation (generation
  * with answers graded alongside, and the grading left after the last answer); the share of
@@ -57,8 +58,8 @@ try {
   // Old: one sandbox per answer and the axpy materialisation kernel; new: grading lanes and
   // the dot kernel. The same seed, so the same children.
   const variants = [
-    { name: "old", grading: "single", kernel: "axpy" },
-    { name: "new", grading: "batch", kernel: "dot" },
+    { name: "old", grading: "single", kernel: "axpy", decodeLoop: "evaluate" },
+    { name: "new", grading: "batch", kernel: "dot", decodeLoop: "batch" },
   ] as const;
   const results: { rows: [string, number][]; total: number; wallS: number; scores: string[] }[] =
     [];
@@ -72,7 +73,11 @@ try {
     await run(config, {
       out: join(work, `run-${v.name}`),
       createEvaluator: (setup) =>
-        createInProcessEvaluator({ ...setup, materialiseKernel: v.kernel }),
+        createInProcessEvaluator({
+          ...setup,
+          materialiseKernel: v.kernel,
+          decodeLoop: v.decodeLoop,
+        }),
       onEvent: (e) => {
         const now = performance.now();
         if (e.type === "factors") factorMs = Math.max(factorMs, e.ms);
@@ -134,7 +139,8 @@ try {
       `${params.toLocaleString("en")} parameters`,
   );
   console.log(
-    "old: one sandbox per answer, axpy materialisation; new: grading lanes, dot kernel on worker threads",
+    "old: one sandbox per answer, axpy materialisation, node-llama-cpp's evaluate loop; " +
+      "new: grading lanes, dot kernel on worker threads, the batch decode loop",
   );
   console.log(`seed factors: ${(factorMs / 1000).toFixed(2)} s (computed once, then cached)`);
   console.log(

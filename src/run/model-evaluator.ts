@@ -35,6 +35,8 @@ export interface EvaluatorSetup {
   likelihood: boolean;
   /** The float64 low-rank kernel (lowrank.ts); both give the same bytes. Benches set it. */
   materialiseKernel?: "dot" | "axpy";
+  /** The engine's decode loop (engine/llama-cpp.ts); the same tokens. Benches set it. */
+  decodeLoop?: "batch" | "evaluate";
 }
 
 /** The evaluator setup for a run's config, base model (GGUF) and seed factors. */
@@ -112,6 +114,7 @@ export class ModelEvaluator {
         threads: setup.engine.threads,
         parallel: setup.engine.parallel,
         contextSize: setup.engine.contextSize,
+        decodeLoop: setup.decodeLoop,
       });
       return new ModelEvaluator(setup, engine, skills, base, factors, grader, gemm);
     } catch (e) {
