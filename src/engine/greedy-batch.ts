@@ -69,6 +69,9 @@ interface Slot {
   count: number;
   budget: number;
   checked: number;
+  stops: string[];
+  /** Length of the longest stop string (0: none). */
+  longest: number;
 }
 
 export interface GreedyBatchJob {
@@ -113,6 +116,8 @@ export async function generateGreedyBatch(job: GreedyBatchJob): Promise<Generate
       // Stop before the sequence is full, as the evaluate path does.
       budget: Math.min(requests[i].maxTokens, job.contextSize - prompts[i].length),
       checked: 0,
+      stops: requests[i].stop ?? [],
+      longest: (requests[i].stop ?? []).reduce((m, x) => Math.max(m, x.length), 0),
     };
   };
   const finish = (k: number, result: GenerateResult) => {
@@ -162,18 +167,15 @@ export async function generateGreedyBatch(job: GreedyBatchJob): Promise<Generate
         if (token === null) return;
         if (token === -1) throw new Error("llama.cpp failed to sample the next token");
         const s = slots[k] as Slot;
-        const r = requests[s.request];
         s.count++;
         if (model.isEogToken(token as Token)) {
           finish(k, { text: model.detokenize(s.generated, false), tokens: s.count, finish: "eos" });
           return;
         }
         s.generated.push(token as Token);
-        const stops = r.stop ?? [];
-        const longest = stops.reduce((m, x) => Math.max(m, x.length), 0);
-        if (longest > 0) {
+        if (s.longest > 0) {
           const current = model.detokenize(s.generated, false);
-          const at = findStop(current, stops, s.checked - longest - 1);
+          const at = findStop(current, s.stops, s.checked - s.longest - 1);
           s.checked = current.length;
           if (at >= 0) {
             finish(k, { text: current.slice(0, at), tokens: s.count, finish: "stop" });
