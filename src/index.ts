@@ -3,6 +3,7 @@
  * baseline merges, the inference engine, the skills and the tensor files.
  */
 export * from "./engine/index.ts";
+export * from "./materialise/index.ts";
 export * from "./merge/index.ts";
 export * from "./qd/index.ts";
 export { aggregateRun, exportElite, type WrittenModel } from "./run/export.ts";

@@ -5,19 +5,21 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { createTsGemm } from "../src/linalg/index.ts";
 import {
+  loadOrComputeFactors,
+  type MatrixFactors,
+  materialiseGguf,
+  type SeedFactors,
+  taskVector,
+} from "../src/materialise/index.ts";
+import {
   Archive,
   aggregate,
   crossover,
   type Genome,
   gaussianMutation,
-  loadOrComputeFactors,
-  type MatrixFactors,
-  materialiseGguf,
   noiseField,
-  type SeedFactors,
   seedGenome,
   svdMutation,
-  taskVector,
 } from "../src/qd/index.ts";
 import type { FloatDType } from "../src/tensors/dtype.ts";
 import { type GgufReader, openGguf, writeGguf } from "../src/tensors/gguf.ts";
@@ -442,8 +444,8 @@ describe("exact compact genomes", () => {
 
 describe("low-rank kernels", () => {
   test("the dot kernel, here and on worker threads, gives the axpy kernel's bits, zero weights and zero entries included", async () => {
-    const { addLowRank } = await import("../src/qd/lowrank.ts");
-    const { createDotPool } = await import("../src/qd/dot-pool.ts");
+    const { addLowRank } = await import("../src/materialise/lowrank.ts");
+    const { createDotPool } = await import("../src/materialise/dot-pool.ts");
     const pool = createDotPool(2);
     after(() => pool.dispose());
     const rng = new Rng(7);

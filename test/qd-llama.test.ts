@@ -4,13 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { getLlama, type Llama, LlamaLogLevel, type Token } from "node-llama-cpp";
-import {
-  crossover,
-  loadOrComputeFactors,
-  materialiseGguf,
-  seedGenome,
-  svdMutation,
-} from "../src/qd/index.ts";
+import { loadOrComputeFactors, materialiseGguf } from "../src/materialise/index.ts";
+import { crossover, seedGenome, svdMutation } from "../src/qd/index.ts";
 import { openGguf } from "../src/tensors/gguf.ts";
 import { Rng } from "../src/util/rng.ts";
 import { writeNoisyCopy, writeTinyLlamaGguf } from "./helpers/tiny-gguf.ts";

@@ -7,11 +7,11 @@ import { after, before, describe, test } from "node:test";
 import { exportHfSafetensors } from "../src/llm/export.ts";
 import { initParams } from "../src/llm/model.ts";
 import { VOCAB_SIZE } from "../src/llm/tokenizer.ts";
-import { decodeGenome, type GenomeLayout, openFactors } from "../src/qd/index.ts";
+import { openFactors } from "../src/materialise/index.ts";
+import { childRng, decodeGenome, type GenomeLayout } from "../src/qd/index.ts";
 import {
   ConfigError,
   checkInputs,
-  childRng,
   defaultConfig,
   type Evaluator,
   parseConfig,

@@ -5,59 +5,15 @@
  * sampler configuration and promise chains cost more than the decode itself on small
  * models (bench:engine-loop: 1.6–1.8× faster, the same tokens).
  *
- * It drives node-llama-cpp 3.21.1's internal native context (`_ctx`) and sampler binding,
- * checked by `batchInternals`; the outputs equal the `evaluate` path's token for token
- * (test/engine-parity.test.ts and bench:engine-loop check it against one sequence at a time).
+ * It drives node-llama-cpp's internal native context (`_ctx`) and sampler binding, which
+ * internals.ts hands over only on the version they were written for; the outputs equal the
+ * `evaluate` path's token for token (test/engine-parity.test.ts and bench:engine-loop check
+ * it against one sequence at a time).
  */
-import type { LlamaContext, LlamaModel, Token } from "node-llama-cpp";
+import type { LlamaModel, Token } from "node-llama-cpp";
+import type { BatchInternals } from "./internals.ts";
 import { findStop } from "./requests.ts";
 import type { GenerateRequest, GenerateResult } from "./types.ts";
-
-/** The native context calls the loop makes. */
-interface NativeContext {
-  initBatch(size: number): void;
-  addToBatch(seq: number, first: number, tokens: Uint32Array, logits: Uint32Array): Uint32Array;
-  decodeBatch(): Promise<void>;
-  sampleToken(logitIndex: number, sampler: unknown): Promise<number>;
-  removeTokenCellsFromSequence(seq: number, start: number, end: number): boolean;
-}
-
-interface NativeSampler {
-  applyConfig(config: object): void;
-  dispose(): void;
-}
-
-export interface BatchInternals {
-  native: NativeContext;
-  newSampler(): NativeSampler;
-}
-
-/** The internals the loop needs, or why this node-llama-cpp lacks them. */
-export function batchInternals(model: LlamaModel, context: LlamaContext): BatchInternals | string {
-  const native = (context as unknown as { _ctx?: Record<string, unknown> })._ctx;
-  const Sampler = (model as unknown as { _llama?: { _bindings?: { AddonSampler?: unknown } } })
-    ._llama?._bindings?.AddonSampler;
-  const addon = (model as unknown as { _model?: unknown })._model;
-  const calls = [
-    "initBatch",
-    "addToBatch",
-    "decodeBatch",
-    "sampleToken",
-    "removeTokenCellsFromSequence",
-  ];
-  const missing = calls.filter((c) => typeof native?.[c] !== "function");
-  if (typeof Sampler !== "function") missing.push("AddonSampler");
-  if (addon === undefined) missing.push("LlamaModel._model");
-  if (missing.length) return `node-llama-cpp lacks ${missing.join(", ")} (written for 3.21.1)`;
-  return {
-    native: native as unknown as NativeContext,
-    newSampler: () => {
-      const s = new (Sampler as new (m: unknown) => NativeSampler)(addon);
-      s.applyConfig({ temperature: 0 });
-      return s;
-    },
-  };
-}
 
 interface Slot {
   request: number;

@@ -129,15 +129,6 @@ function checkScores(where: string, scores: readonly number[], k: number): void 
     throw new Error(`${where}: score of task ${bad} is ${scores[bad]}, not a finite number`);
 }
 
-/** JSON form of an archive; `payload` is whatever the encoder made of it. */
-export interface ArchiveJson {
-  task: number;
-  numTasks: number;
-  bins: number;
-  ranges: [number, number][];
-  elites: { cell: number; id: number; scores: number[]; payload: unknown }[];
-}
-
 export class Archive<T> {
   readonly task: number;
   readonly numTasks: number;
@@ -240,45 +231,6 @@ export class Archive<T> {
       return { outcome: "improved", cell, incumbent: incumbent.id };
     }
     return { outcome: "rejected", cell, incumbent: incumbent.id };
-  }
-
-  toJSON(encode: (payload: T) => unknown = (p) => p): ArchiveJson {
-    return {
-      task: this.task,
-      numTasks: this.numTasks,
-      bins: this.bins,
-      ranges: this.ranges.map(([lo, hi]) => [lo, hi]),
-      elites: this.elites().map((e) => ({
-        cell: e.cell,
-        id: e.id,
-        scores: [...e.scores],
-        payload: encode(e.payload),
-      })),
-    };
-  }
-
-  /** Rebuilds an archive from `toJSON`; each elite must still fall in its recorded cell. */
-  static fromJSON<T>(
-    json: ArchiveJson,
-    decode: (payload: unknown) => T = (p) => p as T,
-  ): Archive<T> {
-    if (json === null || typeof json !== "object" || !Array.isArray(json.elites)) {
-      throw new Error(
-        "Archive.fromJSON: not an archive (expected {task, numTasks, bins, ranges, elites})",
-      );
-    }
-    const a = new Archive<T>(json);
-    for (const e of json.elites) {
-      const cell = a.cellOf(e.scores);
-      if (cell !== e.cell) {
-        throw new Error(
-          `Archive.fromJSON: elite ${e.id} is recorded in cell ${e.cell} but its scores fall in ${cell}`,
-        );
-      }
-      if (a.cells.has(cell)) throw new Error(`Archive.fromJSON: cell ${cell} is listed twice`);
-      a.cells.set(cell, { id: e.id, scores: [...e.scores], payload: decode(e.payload), cell });
-    }
-    return a;
   }
 
   private checkCell(cell: number): void {

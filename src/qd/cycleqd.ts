@@ -1,31 +1,31 @@
 /**
  * The CycleQD search as an ask/tell object, in the shape of pyribs' schedulers: `ask` picks
  * the active task, selects parents in its archive and makes a child genome; the caller
- * evaluates the child on all K tasks and hands the scores to `tell`, which offers the child
- * to every archive. No I/O and no clock: randomness comes only from the Rng passed in, so a
- * run with one worker is a pure function of its seed and its scores.
+ * evaluates the child on all K tasks, outside, and hands the scores to `tell`, which offers
+ * the child to every archive (docs/ALGORITHM.md, "The cycle").
+ *
+ * Contract:
+ * - generations count from 1; child g has id K + g − 1 (the seeds are 0…K−1);
+ * - child g's draws come from its own generator (the run seed and g only), so a child asked
+ *   again after a crash is the same child, whatever else ran meanwhile;
+ * - several children may be asked before any is told (W evaluations in flight), and told
+ *   in any order; each asked child is told at most once, and a child can only be told if it
+ *   was asked (`replay` re-offers a child recorded by an earlier process);
+ * - no I/O: given the same asks and scores in the same order, the archives are the same.
  */
-import type { Rng } from "../util/rng.ts";
 import { type Aggregation, aggregate } from "./aggregate.ts";
 import {
   Archive,
-  type ArchiveJson,
   type BinRange,
   checkRanges,
+  type Elite,
   type OfferResult,
   type PaperRangeOptions,
   paperBinRanges,
 } from "./archive.ts";
+import { childRng } from "./child-rng.ts";
 import { activeTask } from "./cycle.ts";
-import {
-  checkGenome,
-  type Genome,
-  type GenomeJson,
-  type GenomeLayout,
-  genomeFromJSON,
-  genomeToJSON,
-  seedGenome,
-} from "./genome.ts";
+import { checkGenome, type Genome, type GenomeLayout, seedGenome } from "./genome.ts";
 import { type ArchiveMetrics, archiveMetrics, type ChildMetrics, childMetrics } from "./metrics.ts";
 import {
   type CrossoverDraws,
@@ -42,6 +42,8 @@ export interface CycleQDConfig {
   tasks: readonly string[];
   /** The genome layout of the seed factors (its seeds must equal K). */
   layout: GenomeLayout;
+  /** The run seed: child g draws from its own generator, a function of (seed, g). */
+  seed: number;
   /** G, bins per BC axis (default 15). */
   bins?: number;
   /** Fixed [lo, hi] per task; default: the paper's rule from the seeds' scores. */
@@ -56,8 +58,9 @@ export interface CycleQDConfig {
 }
 
 export interface Ask {
-  /** Id the child will have in the archives. */
+  /** Id the child will have in the archives: K + generation − 1. */
   id: number;
+  /** 1-based. */
   generation: number;
   /** Active task index q and its name. */
   task: number;
@@ -66,6 +69,8 @@ export interface Ask {
   fallback: SelectionFallback;
   genome: Genome;
   draws: { crossover: CrossoverDraws; mutation: MutationDraws };
+  /** Milliseconds spent in each step (measured only; they never affect the search). */
+  ms: { select: number; crossover: number; mutate: number };
 }
 
 export interface Tell {
@@ -75,26 +80,20 @@ export interface Tell {
   metrics: ChildMetrics;
 }
 
-export interface CycleQDState {
-  layout: string;
-  tasks: string[];
-  nextId: number;
-  archives: ArchiveJson[];
-}
-
 export class CycleQD {
   readonly tasks: readonly string[];
   readonly layout: GenomeLayout;
   readonly bins: number;
   readonly flipInterval: number;
+  readonly seed: number;
   private archiveList: Archive<Genome>[] = [];
-  private nextId = 0;
+  /** Asked and not yet told, by id. */
+  private readonly asked = new Map<number, Genome>();
+  /** Told or replayed ids. */
+  private readonly told = new Set<number>();
 
-  constructor(
-    private readonly config: CycleQDConfig,
-    private readonly rng: Rng,
-  ) {
-    const { tasks, layout, bins = 15, flipInterval = 1 } = config;
+  constructor(private readonly config: CycleQDConfig) {
+    const { tasks, layout, seed, bins = 15, flipInterval = 1 } = config;
     if (!Array.isArray(tasks) || tasks.length < 2 || !tasks.every((t) => typeof t === "string")) {
       throw new Error("CycleQD: tasks must list at least two task names");
     }
@@ -105,17 +104,19 @@ export class CycleQD {
         `CycleQD: the layout has ${layout?.seeds} seed experts but there are ${tasks.length} tasks; pass one expert per task, in task order`,
       );
     }
+    if (!Number.isSafeInteger(seed))
+      throw new Error(`CycleQD: seed must be an integer, got ${seed}`);
     if (!(Number.isInteger(bins) && bins >= 1))
       throw new Error(`CycleQD: bins must be a positive integer, got ${bins}`);
     if (!(Number.isInteger(flipInterval) && flipInterval >= 1)) {
       throw new Error(`CycleQD: flipInterval must be a positive integer, got ${flipInterval}`);
     }
     if (config.ranges) checkRanges("CycleQD", config.ranges, tasks.length);
-    if (typeof rng?.uniform !== "function") throw new Error("CycleQD: pass a seeded Rng");
     this.tasks = [...tasks];
     this.layout = layout;
     this.bins = bins;
     this.flipInterval = flipInterval;
+    this.seed = seed;
   }
 
   get archives(): readonly Archive<Genome>[] {
@@ -142,25 +143,38 @@ export class CycleQD {
     this.archiveList = this.tasks.map(
       (_, task) => new Archive<Genome>({ task, numTasks: K, bins: this.bins, ranges }),
     );
-    this.nextId = K;
     return seedScores.map((scores, k) => this.offerAll(k, seedGenome(this.layout, k), scores));
   }
 
-  /** Selects parents in the active task's archive and returns the child genome to evaluate. */
+  /** Id of child `generation` (1-based). */
+  idOf(generation: number): number {
+    if (!(Number.isSafeInteger(generation) && generation >= 1)) {
+      throw new Error(`CycleQD: generations count from 1, got ${generation}`);
+    }
+    return this.tasks.length + generation - 1;
+  }
+
+  /**
+   * Child `generation`: selects parents in the active task's archive as it is now, crosses
+   * them over and mutates the result, with the child's own draws.
+   */
   ask(generation: number): Ask {
     if (!this.initialised)
       throw new Error("CycleQD.ask: call initialise with the seeds' scores first");
+    const id = this.idOf(generation);
+    if (this.told.has(id)) throw new Error(`CycleQD.ask: child ${generation} was already told`);
+    const rng = childRng(this.seed, generation);
     const q = activeTask(generation, this.tasks.length, this.flipInterval);
-    const { parents, fallback } = selectParents(
-      this.archiveList,
-      q,
-      this.rng,
-      this.config.sampling,
-    );
-    const x = crossover(parents[0].payload, parents[1].payload, this.rng, this.config.crossover);
-    const m = mutate(x.child, this.layout, q, this.rng, this.config.mutation);
+    const t0 = performance.now();
+    const { parents, fallback } = selectParents(this.archiveList, q, rng, this.config.sampling);
+    const t1 = performance.now();
+    const x = crossover(parents[0].payload, parents[1].payload, rng, this.config.crossover);
+    const t2 = performance.now();
+    const m = mutate(x.child, this.layout, q, rng, this.config.mutation);
+    const t3 = performance.now();
+    this.asked.set(id, m.child);
     return {
-      id: this.nextId++,
+      id,
       generation,
       task: q,
       taskName: this.tasks[q],
@@ -168,17 +182,41 @@ export class CycleQD {
       fallback,
       genome: m.child,
       draws: { crossover: x.draws, mutation: m.draws },
+      ms: { select: t1 - t0, crossover: t2 - t1, mutate: t3 - t2 },
     };
   }
 
-  /** Offers an evaluated child (scores on every task, by index) to all K archives. */
-  tell(child: { id: number; genome: Genome }, scores: readonly number[]): Tell {
+  /** Offers an asked child, with its scores on every task (by index), to all K archives. */
+  tell(ask: Pick<Ask, "id">, scores: readonly number[]): Tell {
     if (!this.initialised) throw new Error("CycleQD.tell: call initialise first");
-    if (!(Number.isSafeInteger(child?.id) && child.id >= 0))
-      throw new Error("CycleQD.tell: the child needs its id from ask");
-    checkGenome("CycleQD.tell", child.genome, this.layout);
-    const outcomes = this.offerAll(child.id, child.genome, scores);
-    return { id: child.id, outcomes, metrics: childMetrics(outcomes) };
+    const genome = this.asked.get(ask?.id);
+    if (genome === undefined) {
+      throw new Error(
+        this.told.has(ask?.id)
+          ? `CycleQD.tell: child ${ask.id} was already told`
+          : `CycleQD.tell: child ${ask?.id} was never asked`,
+      );
+    }
+    const outcomes = this.offerAll(ask.id, genome, scores);
+    this.asked.delete(ask.id);
+    this.told.add(ask.id);
+    return { id: ask.id, outcomes, metrics: childMetrics(outcomes) };
+  }
+
+  /**
+   * Re-offers child `generation` as an earlier process recorded it (its genome and scores),
+   * to rebuild the archives on resume. Replays must come in the order the children were told.
+   */
+  replay(generation: number, genome: Genome, scores: readonly number[]): Tell {
+    if (!this.initialised) throw new Error("CycleQD.replay: call initialise first");
+    const id = this.idOf(generation);
+    if (this.told.has(id) || this.asked.has(id)) {
+      throw new Error(`CycleQD.replay: child ${generation} is already in the search`);
+    }
+    checkGenome("CycleQD.replay", genome, this.layout);
+    const outcomes = this.offerAll(id, genome, scores);
+    this.told.add(id);
+    return { id, outcomes, metrics: childMetrics(outcomes) };
   }
 
   metrics(): ArchiveMetrics[] {
@@ -192,38 +230,21 @@ export class CycleQD {
     return aggregate(this.archiveList);
   }
 
-  /** The archives and id counter as JSON (genomes exact, as base64 float64). */
-  toJSON(): CycleQDState {
-    return {
-      layout: this.layout.id,
-      tasks: [...this.tasks],
-      nextId: this.nextId,
-      archives: this.archiveList.map((a) => a.toJSON((g) => genomeToJSON(g, this.layout))),
-    };
-  }
-
-  /** A search continued from `toJSON`; the Rng's state is the caller's to restore. */
-  static restore(config: CycleQDConfig, rng: Rng, state: CycleQDState): CycleQD {
-    const s = new CycleQD(config, rng);
-    if (state?.layout !== config.layout.id) {
-      throw new Error(
-        "CycleQD.restore: the saved search used another genome layout (seeds, tensors or rank)",
-      );
+  /** The elite with the highest mean score over all tasks (lowest id on a tie). */
+  bestMeanElite(): Elite<Genome> {
+    let best: Elite<Genome> | undefined;
+    let bestMean = Number.NEGATIVE_INFINITY;
+    for (const a of this.archiveList) {
+      for (const e of a.elites()) {
+        const mean = e.scores.reduce((s, x) => s + x, 0) / e.scores.length;
+        if (mean > bestMean || (mean === bestMean && best && e.id < best.id)) {
+          best = e;
+          bestMean = mean;
+        }
+      }
     }
-    if (JSON.stringify(state.tasks) !== JSON.stringify(s.tasks)) {
-      throw new Error(
-        `CycleQD.restore: the saved search has tasks ${state.tasks.join(", ")}, not ${s.tasks.join(", ")}`,
-      );
-    }
-    s.archiveList = state.archives.map((a) =>
-      Archive.fromJSON(a, (p) => genomeFromJSON(p as GenomeJson, config.layout)),
-    );
-    s.archiveList.forEach((a, k) => {
-      if (a.task !== k || a.bins !== s.bins)
-        throw new Error(`CycleQD.restore: archive ${k} does not match the config`);
-    });
-    s.nextId = state.nextId;
-    return s;
+    if (!best) throw new Error("CycleQD.bestMeanElite: the archives are empty");
+    return best;
   }
 
   private offerAll(id: number, genome: Genome, scores: readonly number[]): OfferResult[] {

@@ -85,20 +85,6 @@ export class GenomeLayout {
     if (!m) throw new Error(`GenomeLayout: no matrix named "${name}"`);
     return m;
   }
-
-  toJSON(): { seeds: number; matrices: [string, number][] } {
-    return { seeds: this.seeds, matrices: this.matrices.map((m) => [m.name, m.rank]) };
-  }
-
-  static fromJSON(json: { seeds: number; matrices: [string, number][] }): GenomeLayout {
-    if (!json || !Array.isArray(json.matrices)) {
-      throw new Error("GenomeLayout.fromJSON: expected {seeds, matrices: [[name, rank], ...]}");
-    }
-    return new GenomeLayout(
-      json.seeds,
-      json.matrices.map(([name, rank]) => ({ name, rank })),
-    );
-  }
 }
 
 /** R_W for a rows×cols matrix: min(rows, cols) at "full" rank, else min(R, rows, cols). */
@@ -204,70 +190,6 @@ export function cloneGenome(g: Genome): Genome {
 }
 
 // ---------------------------------------------------------------- serialisation
-
-/** JSON form: float64 arrays as base64 of their little-endian bytes, so nothing is rounded. */
-export interface GenomeJson {
-  layout: string;
-  a: string;
-  c: string;
-  noise: NoiseTerm[];
-}
-
-export function genomeToJSON(genome: Genome, layout: GenomeLayout): GenomeJson {
-  checkGenome("genomeToJSON", genome, layout);
-  return {
-    layout: layout.id,
-    a: f64ToBase64(genome.a),
-    c: f64ToBase64(genome.c),
-    noise: genome.noise.map((t) => ({ ...t })),
-  };
-}
-
-export function genomeFromJSON(json: GenomeJson, layout: GenomeLayout): Genome {
-  if (
-    json === null ||
-    typeof json !== "object" ||
-    typeof json.a !== "string" ||
-    typeof json.c !== "string"
-  ) {
-    throw new Error("genomeFromJSON: expected {layout, a, c, noise} with base64 arrays");
-  }
-  if (json.layout !== layout.id) {
-    throw new Error(
-      `genomeFromJSON: the genome was made for layout ${json.layout} but this layout is ${layout.id} (other seeds, tensors or rank)`,
-    );
-  }
-  const g: Genome = {
-    a: base64ToF64(json.a),
-    c: base64ToF64(json.c),
-    noise: (json.noise ?? []).map((t) => checkNoiseTerm("genomeFromJSON", t)),
-  };
-  checkGenome("genomeFromJSON", g, layout);
-  return g;
-}
-
-function checkNoiseTerm(where: string, t: NoiseTerm): NoiseTerm {
-  if (!(Number.isInteger(t?.seed) && t.seed >= 0 && t.seed <= 0xffffffff)) {
-    throw new Error(`${where}: noise seed must be a 32-bit unsigned integer, got ${t?.seed}`);
-  }
-  if (!(Number.isFinite(t.sigma) && Number.isFinite(t.weight))) {
-    throw new Error(`${where}: noise sigma and weight must be finite`);
-  }
-  return { seed: t.seed, sigma: t.sigma, weight: t.weight };
-}
-
-function f64ToBase64(x: Float64Array): string {
-  return Buffer.from(x.buffer, x.byteOffset, x.byteLength).toString("base64");
-}
-
-function base64ToF64(s: string): Float64Array {
-  const bytes = Buffer.from(s, "base64");
-  if (bytes.length % 8 !== 0)
-    throw new Error("genomeFromJSON: base64 array is not a whole number of float64s");
-  const out = new Float64Array(bytes.length / 8);
-  new Uint8Array(out.buffer).set(bytes);
-  return out;
-}
 
 const MAGIC = 0x47445143; // "CQDG" little-endian
 const VERSION = 1;

@@ -1,13 +1,12 @@
 /**
- * Quality-diversity search of CycleQD: archives, the task cycle, parent selection, exact
- * compact genomes, seed factors, variation operators, materialisation, aggregation, metrics
- * and the ask/tell search object.
+ * Quality-diversity search of CycleQD, pure (no I/O; a test checks the imports): archives,
+ * the task cycle, parent selection, exact compact genomes, variation operators, aggregation,
+ * metrics and the ask/tell search object. Turning genomes into weights is src/materialise.
  */
 export { type Aggregation, aggregate, softmax } from "./aggregate.ts";
 export {
   Archive,
   type ArchiveConfig,
-  type ArchiveJson,
   type BinRange,
   binIndex,
   checkRanges,
@@ -18,28 +17,14 @@ export {
   type PaperRangeOptions,
   paperBinRanges,
 } from "./archive.ts";
+export { childRng } from "./child-rng.ts";
 export { activeTask, activeTaskName } from "./cycle.ts";
 export {
   type Ask,
   CycleQD,
   type CycleQDConfig,
-  type CycleQDState,
   type Tell,
 } from "./cycleqd.ts";
-export {
-  type FactorOptions,
-  type FactorTensorInfo,
-  factorsCacheKey,
-  hashPath,
-  loadOrComputeFactors,
-  type MatrixFactors,
-  openFactors,
-  planFactors,
-  type SeedFactors,
-  type TensorFactors,
-  type VectorFactors,
-  writeFactors,
-} from "./factors.ts";
 export {
   checkGenome,
   cloneGenome,
@@ -47,11 +32,8 @@ export {
   decodeGenome,
   encodeGenome,
   type Genome,
-  type GenomeJson,
   GenomeLayout,
   genomeByteSize,
-  genomeFromJSON,
-  genomeToJSON,
   type LayoutMatrix,
   layoutForShapes,
   matrixCoefficients,
@@ -60,14 +42,6 @@ export {
   seedGenome,
   zeroGenome,
 } from "./genome.ts";
-export { addLowRank, type LowRankOptions, type LowRankTerm } from "./lowrank.ts";
-export {
-  type MaterialiseGgufOptions,
-  type MaterialiseOptions,
-  materialiseGguf,
-  materialiseTensors,
-  taskVector,
-} from "./materialise.ts";
 export { type ArchiveMetrics, archiveMetrics, type ChildMetrics, childMetrics } from "./metrics.ts";
 export { noiseField } from "./noise.ts";
 export {

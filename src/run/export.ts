@@ -5,10 +5,10 @@
  * interrupted runs, and while a run is in progress (it only reads).
  */
 import { exportHfSafetensors, loadGguf } from "../llm/export.ts";
+import type { SeedFactors } from "../materialise/factors.ts";
+import { materialiseGguf } from "../materialise/materialise.ts";
 import { softmax } from "../qd/aggregate.ts";
-import type { SeedFactors } from "../qd/factors.ts";
 import { combineGenomes, decodeGenome, type Genome } from "../qd/genome.ts";
-import { materialiseGguf } from "../qd/materialise.ts";
 import { openGguf } from "../tensors/gguf.ts";
 import { runFactors } from "./seed-factors.ts";
 import { type EliteRow, RunStore } from "./store.ts";

@@ -3,7 +3,6 @@
  * evaluators (in process or a pool of worker processes), the run loop with resume, and
  * the status report.
  */
-export { childRng } from "./child-rng.ts";
 export {
   ConfigError,
   defaultConfig,
@@ -33,12 +32,12 @@ export {
 } from "./model-evaluator.ts";
 export {
   type ArchiveSummary,
-  bestMeanElite,
   type RunEvent,
   type RunOptions,
   type RunResult,
   resume,
   run,
+  searchConfig,
 } from "./runner.ts";
 export { factorCacheDir } from "./seed-factors.ts";
 export {

@@ -10,24 +10,19 @@
  */
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { hashPath, type SeedFactors } from "../materialise/index.ts";
 import {
   type Archive,
-  activeTask,
+  type Ask,
   CycleQD,
-  crossover,
+  type CycleQDConfig,
   decodeGenome,
-  type Elite,
   encodeGenome,
   type Genome,
-  hashPath,
-  mutate,
+  type GenomeLayout,
   type OfferOutcome,
-  type SeedFactors,
   seedGenome,
-  selectParents,
 } from "../qd/index.ts";
-import { Rng } from "../util/rng.ts";
-import { childRng } from "./child-rng.ts";
 import type { RunConfig } from "./config.ts";
 import { createEvaluator, type EvalOutcome, type Evaluator } from "./evaluator.ts";
 import { writeGenomeModel } from "./export.ts";
@@ -149,20 +144,6 @@ export async function resume(dir: string, opts: RunOptions = {}): Promise<RunRes
   return execute(store, true, opts);
 }
 
-interface Asked {
-  index: number;
-  id: number;
-  task: number;
-  parents: [number, number];
-  fallback: string;
-  genome: Genome;
-  bytes: Uint8Array;
-  crossover: ChildRecord["crossover"];
-  mutation: MutationRecord;
-  mutationR: Float64Array | null;
-  timings: Pick<Timings, "select" | "crossover" | "mutate">;
-}
-
 async function execute(store: RunStore, resumed: boolean, opts: RunOptions): Promise<RunResult> {
   const emit = opts.onEvent ?? (() => {});
   const config = store.config;
@@ -248,28 +229,7 @@ async function execute(store: RunStore, resumed: boolean, opts: RunOptions): Pro
     const seeds = store.seeds();
     if (seeds.length < K) return await interrupted(store, emit, started);
 
-    const cycle = new CycleQD(
-      {
-        tasks: config.skills,
-        layout,
-        bins: config.archive.bins,
-        ranges:
-          config.archive.ranges === "paper"
-            ? undefined
-            : config.skills.map(
-                (s) => (config.archive.ranges as Record<string, [number, number]>)[s],
-              ),
-        flipInterval: config.flipInterval,
-        sampling: config.sampling,
-        crossover: config.crossover,
-        mutation: {
-          kind: config.mutation.method,
-          wMax: config.mutation.wMax,
-          sigma: config.mutation.sigma,
-        },
-      },
-      new Rng(config.seed),
-    );
+    const cycle = new CycleQD(searchConfig(config, layout));
     const scoreVector = (s: Scores) => config.skills.map((n) => s[n].score);
     const seedOutcomes = cycle.initialise(seeds.map((s) => scoreVector(s.scores)));
     const ranges = cycle.archives[0].ranges.map(([lo, hi]) => [lo, hi] as [number, number]);
@@ -289,8 +249,7 @@ async function execute(store: RunStore, resumed: boolean, opts: RunOptions): Pro
     // Rebuild the archives from the finished children, checking each recorded effect.
     const done = store.children();
     for (const c of done) {
-      const genome = decodeGenome(c.genome, layout);
-      const t = cycle.tell({ id: c.id, genome }, scoreVector(c.scores));
+      const t = cycle.replay(c.index, decodeGenome(c.genome, layout), scoreVector(c.scores));
       if (JSON.stringify(t.outcomes) !== JSON.stringify(c.outcomes)) {
         throw inconsistent(store, `replaying child ${c.index} gave other archive outcomes`);
       }
@@ -303,94 +262,14 @@ async function execute(store: RunStore, resumed: boolean, opts: RunOptions): Pro
     }
     if (done.length) emit({ type: "replayed", children: done.length });
 
-    // The steady-state loop.
     const finishedSet = new Set(done.map((c) => c.index));
     const pending: number[] = [];
     for (let g = 1; g <= N; g++) if (!finishedSet.has(g)) pending.push(g);
-    let finished = done.length;
-    let finishedHere = 0;
-    const loopStart = performance.now();
-    const inFlight = new Map<number, Promise<{ ask: Asked; r: EvalOutcome }>>();
-    let announced = false;
-    for (;;) {
-      while (!stopping && inFlight.size < ev.concurrency && pending.length) {
-        const ask = askChild(cycle, config, pending.shift() as number);
-        const p = ev
-          .evaluate({
-            name: `child-${ask.index}`,
-            target: { kind: "genome", genome: ask.bytes },
-            split: "opt",
-          })
-          .then((r) => ({ ask, r }));
-        p.catch(() => {}); // raced below; a late failure after an error is not unhandled
-        inFlight.set(ask.index, p);
-      }
-      if (stopping && !announced && inFlight.size) {
-        announced = true;
-        emit({ type: "stopping", inFlight: inFlight.size });
-      }
-      if (inFlight.size === 0) break;
-      const { ask, r } = await Promise.race(inFlight.values());
-      inFlight.delete(ask.index);
-
-      const tt = performance.now();
-      const tell = cycle.tell({ id: ask.id, genome: ask.genome }, scoreVector(r.scores));
-      const metrics = cycle.metrics();
-      const timings: Timings = { ...ask.timings, ...r.timings, tell: performance.now() - tt };
-      const changed = tell.outcomes.flatMap((o, k) =>
-        o.outcome === "rejected"
-          ? []
-          : [
-              {
-                archive: k,
-                cell: o.cell,
-                id: ask.id,
-                quality: r.scores[config.skills[k]].score,
-                seq: 0,
-              },
-            ],
-      );
-      store.commitChild(
-        {
-          index: ask.index,
-          id: ask.id,
-          task: ask.task,
-          taskName: config.skills[ask.task],
-          parents: ask.parents,
-          fallback: ask.fallback,
-          crossover: ask.crossover,
-          mutation: ask.mutation,
-          mutationR: ask.mutationR,
-          genome: ask.bytes,
-          scores: r.scores,
-          outcomes: tell.outcomes,
-          entered: tell.metrics.entered,
-          metrics,
-          timings,
-          worker: r.worker,
-          attempts: r.attempts,
-        },
-        changed,
-      );
-      scoresById.set(ask.id, r.scores);
-      finished++;
-      finishedHere++;
-      const perChild = (performance.now() - loopStart) / 1000 / finishedHere;
-      emit({
-        type: "child",
-        index: ask.index,
-        finished,
-        total: N,
-        task: config.skills[ask.task],
-        parents: ask.parents,
-        scores: r.scores,
-        outcomes: Object.fromEntries(config.skills.map((s, k) => [s, tell.outcomes[k].outcome])),
-        archives: summaries(cycle, config),
-        timings,
-        worker: r.worker,
-        etaSeconds: perChild * (N - finished),
-      });
-    }
+    const finished = await evolve(
+      { cycle, ev, store, emit, stopping: () => stopping, scoresById },
+      pending,
+      done.length,
+    );
     if (finished < N) return await interrupted(store, emit, started);
 
     await finalise(store, config, cycle, inputs, factors, ev, scoresById, emit);
@@ -410,6 +289,137 @@ async function execute(store: RunStore, resumed: boolean, opts: RunOptions): Pro
     await rm(tmpDir, { recursive: true, force: true }).catch(() => {});
     store.close();
   }
+}
+
+interface Search {
+  cycle: CycleQD;
+  ev: Evaluator;
+  store: RunStore;
+  emit: (e: RunEvent) => void;
+  /** True once the run was asked to stop: nothing new is dispatched. */
+  stopping: () => boolean;
+  scoresById: Map<number, Scores>;
+}
+
+/**
+ * The steady-state loop: ask → evaluate (the evaluator materialises the genome) → tell →
+ * commit, with up to W children in flight. Returns the number of finished children.
+ */
+async function evolve(s: Search, pending: number[], finishedBefore: number): Promise<number> {
+  const inFlight = new Map<number, Promise<Evaluated>>();
+  let finished = finishedBefore;
+  const started = performance.now();
+  let announced = false;
+  for (;;) {
+    while (!s.stopping() && inFlight.size < s.ev.concurrency && pending.length) {
+      const ask = s.cycle.ask(pending.shift() as number);
+      const bytes = encodeGenome(ask.genome, s.cycle.layout);
+      const job = { name: `child-${ask.generation}`, split: "opt" as const };
+      const p = s.ev
+        .evaluate({ ...job, target: { kind: "genome", genome: bytes } })
+        .then((r) => ({ ask, bytes, r }));
+      p.catch(() => {}); // raced below; a late failure after an error is not unhandled
+      inFlight.set(ask.generation, p);
+    }
+    if (s.stopping() && !announced && inFlight.size) {
+      announced = true;
+      s.emit({ type: "stopping", inFlight: inFlight.size });
+    }
+    if (inFlight.size === 0) return finished;
+    const done = await Promise.race(inFlight.values());
+    inFlight.delete(done.ask.generation);
+    finished++;
+    commitChild(s, done, finished, (performance.now() - started) / (finished - finishedBefore));
+  }
+}
+
+interface Evaluated {
+  ask: Ask;
+  /** The genome as stored. */
+  bytes: Uint8Array;
+  r: EvalOutcome;
+}
+
+/** Tells the search a child's scores and commits the child and its archive changes at once. */
+function commitChild(
+  s: Search,
+  { ask, bytes, r }: Evaluated,
+  finished: number,
+  msPerChild: number,
+) {
+  const { cycle, store } = s;
+  const skills = store.config.skills;
+  const N = store.config.generations;
+  const tt = performance.now();
+  const tell = cycle.tell(
+    ask,
+    skills.map((n) => r.scores[n].score),
+  );
+  const metrics = cycle.metrics();
+  const timings: Timings = { ...ask.ms, ...r.timings, tell: performance.now() - tt };
+  const changed = tell.outcomes.flatMap((o, k) =>
+    o.outcome === "rejected"
+      ? []
+      : [{ archive: k, cell: o.cell, id: ask.id, quality: r.scores[skills[k]].score, seq: 0 }],
+  );
+  const d = ask.draws.mutation;
+  store.commitChild(
+    {
+      index: ask.generation,
+      id: ask.id,
+      task: ask.task,
+      taskName: ask.taskName,
+      parents: ask.parents,
+      fallback: ask.fallback,
+      crossover: ask.draws.crossover,
+      mutation: d.kind === "svd" ? { kind: "svd", task: d.task, summary: d.summary } : d,
+      mutationR: d.kind === "svd" ? d.r : null,
+      genome: bytes,
+      scores: r.scores,
+      outcomes: tell.outcomes,
+      entered: tell.metrics.entered,
+      metrics,
+      timings,
+      worker: r.worker,
+      attempts: r.attempts,
+    },
+    changed,
+  );
+  s.scoresById.set(ask.id, r.scores);
+  s.emit({
+    type: "child",
+    index: ask.generation,
+    finished,
+    total: N,
+    task: ask.taskName,
+    parents: ask.parents,
+    scores: r.scores,
+    outcomes: Object.fromEntries(skills.map((n, k) => [n, tell.outcomes[k].outcome])),
+    archives: summaries(cycle, store.config),
+    timings,
+    worker: r.worker,
+    etaSeconds: (msPerChild / 1000) * (N - finished),
+  });
+}
+
+/** The search's settings from the run config: the one place where the two are mapped. */
+export function searchConfig(config: RunConfig, layout: GenomeLayout): CycleQDConfig {
+  const ranges = config.archive.ranges;
+  return {
+    tasks: config.skills,
+    layout,
+    seed: config.seed,
+    bins: config.archive.bins,
+    ranges: ranges === "paper" ? undefined : config.skills.map((s) => ranges[s]),
+    flipInterval: config.flipInterval,
+    sampling: config.sampling,
+    crossover: config.crossover,
+    mutation: {
+      kind: config.mutation.method,
+      wMax: config.mutation.wMax,
+      sigma: config.mutation.sigma,
+    },
+  };
 }
 
 const secs = (since: number) => (performance.now() - since) / 1000;
@@ -450,41 +460,6 @@ async function checkInputHashes(store: RunStore, inputs: Inputs): Promise<void> 
   }
 }
 
-/** Makes child `index` from the archives as they are now, with its own draws. */
-function askChild(cycle: CycleQD, config: RunConfig, index: number): Asked {
-  const rng = childRng(config.seed, index);
-  const K = config.skills.length;
-  const q = activeTask(index, K, config.flipInterval);
-  const t0 = performance.now();
-  const sel = selectParents(cycle.archives, q, rng, config.sampling);
-  const t1 = performance.now();
-  const x = crossover(sel.parents[0].payload, sel.parents[1].payload, rng, config.crossover);
-  const t2 = performance.now();
-  const m = mutate(x.child, cycle.layout, q, rng, {
-    kind: config.mutation.method,
-    wMax: config.mutation.wMax,
-    sigma: config.mutation.sigma,
-  });
-  const bytes = encodeGenome(m.child, cycle.layout);
-  const t3 = performance.now();
-  const d = m.draws;
-  const mutation: MutationRecord =
-    d.kind === "svd" ? { kind: "svd", task: d.task, summary: d.summary } : d;
-  return {
-    index,
-    id: K + index - 1,
-    task: q,
-    parents: [sel.parents[0].id, sel.parents[1].id],
-    fallback: sel.fallback,
-    genome: m.child,
-    bytes,
-    crossover: x.draws,
-    mutation,
-    mutationR: d.kind === "svd" ? d.r : null,
-    timings: { select: t1 - t0, crossover: t2 - t1, mutate: t3 - t2 },
-  };
-}
-
 function eliteRows(archives: readonly Archive<Genome>[], seq: number): EliteRow[] {
   return archives.flatMap((a) =>
     a
@@ -504,26 +479,6 @@ function summaries(cycle: CycleQD, config: RunConfig): ArchiveSummary[] {
   }));
 }
 
-/** The elite with the highest mean score over all tasks (lowest id on a tie). */
-export function bestMeanElite(archives: readonly Archive<Genome>[]): Elite<Genome> {
-  let best: Elite<Genome> | undefined;
-  let bestMean = Number.NEGATIVE_INFINITY;
-  const seen = new Set<number>();
-  for (const a of archives) {
-    for (const e of a.elites()) {
-      if (seen.has(e.id)) continue;
-      seen.add(e.id);
-      const mean = e.scores.reduce((s, x) => s + x, 0) / e.scores.length;
-      if (mean > bestMean || (mean === bestMean && best && e.id < best.id)) {
-        best = e;
-        bestMean = mean;
-      }
-    }
-  }
-  if (!best) throw new Error("bestMeanElite: the archives are empty");
-  return best;
-}
-
 /**
  * The final models: the aggregate θ₀ + Σ β_k τ_k* (SPEC) and the best-mean elite, each
  * recorded as a genome, evaluated on opt and test when asked, the aggregate written out.
@@ -540,7 +495,7 @@ async function finalise(
 ): Promise<void> {
   const layout = cycle.layout;
   const agg = cycle.aggregate();
-  const best = bestMeanElite(cycle.archives);
+  const best = cycle.bestMeanElite();
   const evaluate = async (name: string, genome: Genome, split: EvalJob["split"]) =>
     (
       await ev.evaluate({

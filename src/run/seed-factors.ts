@@ -5,7 +5,7 @@
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { createGemm } from "../linalg/index.ts";
-import { loadOrComputeFactors, type SeedFactors } from "../qd/factors.ts";
+import { loadOrComputeFactors, type SeedFactors } from "../materialise/factors.ts";
 import type { RunConfig } from "./config.ts";
 
 /** The seed-factor cache: config, $CYCLEQD_CACHE_DIR, $XDG_CACHE_HOME or ~/.cache. */

@@ -17,6 +17,7 @@ import { join, relative, resolve } from "node:path";
 import type { Gemm } from "../linalg/gemm.ts";
 import { createTsGemm } from "../linalg/gemm-ts.ts";
 import { truncatedSvd } from "../linalg/svd.ts";
+import { checkRankOption, GenomeLayout, matrixRank } from "../qd/genome.ts";
 import { openTensorFile } from "../tensors/open.ts";
 import {
   openSafetensors,
@@ -25,7 +26,6 @@ import {
 } from "../tensors/safetensors.ts";
 import type { TensorReader, TensorToWrite } from "../tensors/types.ts";
 import { Rng } from "../util/rng.ts";
-import { checkRankOption, GenomeLayout, matrixRank } from "./genome.ts";
 import { addLowRank } from "./lowrank.ts";
 
 export interface FactorTensorInfo {

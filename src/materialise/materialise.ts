@@ -3,13 +3,14 @@
  * formula). Tensors are produced one at a time as TensorToWrite thunks, so a writer streams
  * a whole model while memory holds one tensor and its factors.
  */
+
+import { checkGenome, type Genome, matrixCoefficients } from "../qd/genome.ts";
+import { noiseField } from "../qd/noise.ts";
 import type { FloatDType } from "../tensors/dtype.ts";
 import { type GgufReader, type GgufValue, writeGguf } from "../tensors/gguf.ts";
 import type { TensorReader, TensorToWrite } from "../tensors/types.ts";
 import type { SeedFactors } from "./factors.ts";
-import { checkGenome, type Genome, matrixCoefficients } from "./genome.ts";
 import { addLowRank, type LowRankOptions, type LowRankTerm } from "./lowrank.ts";
-import { noiseField } from "./noise.ts";
 
 export interface MaterialiseOptions extends LowRankOptions {
   /**
