@@ -2,7 +2,8 @@
  * Seed factors: for each seed expert k and each 2-D tensor W, the top-R SVD of its task
  * vector τ_k^W = θ_k^W − θ_0^W (U_k, s_k, V_k) and, below full rank, the residual
  * E_k^W = τ_k^W − U_k diag(s_k) V_kᵀ; every other tensor keeps τ_k^b as it is. With these,
- * any genome rebuilds its model exactly (see genome.ts).
+ * any genome rebuilds its model exactly (see genome.ts; docs/ALGORITHM.md, "SVD mutation"
+ * and "Exact compact genomes").
  *
  * Factors are computed tensor by tensor (one base tensor and one expert tensor in memory at
  * a time) straight into a cache directory `<cacheDir>/<key>/` holding `factors.safetensors`

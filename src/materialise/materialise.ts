@@ -1,7 +1,8 @@
 /**
  * Genome → weights: θ = θ₀ + τ with τ rebuilt from the seed factors (genome.ts gives the
  * formula). Tensors are produced one at a time as TensorToWrite thunks, so a writer streams
- * a whole model while memory holds one tensor and its factors.
+ * a whole model while memory holds one tensor and its factors (docs/ALGORITHM.md,
+ * "Materialisation").
  */
 
 import { checkGenome, type Genome, matrixCoefficients } from "../qd/genome.ts";

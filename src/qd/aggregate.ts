@@ -1,7 +1,8 @@
 /**
  * Model aggregation, the final model of CycleQD: the best elite τ_k* of each archive A_k,
  * merged as θ_agg = θ₀ + Σ_k β_k τ_k* with β = softmax_k f_k(τ_k*). Genomes are linear in
- * τ, so the merged genome is Σ_k β_k g_k* and rebuilds θ_agg exactly.
+ * τ, so the merged genome is Σ_k β_k g_k* and rebuilds θ_agg exactly
+ * (docs/ALGORITHM.md, "Model aggregation").
  */
 import type { Archive, Elite } from "./archive.ts";
 import { combineGenomes, type Genome } from "./genome.ts";

@@ -1,6 +1,7 @@
 /**
  * MAP-Elites grid archive A_k of CycleQD: quality is the score on task k, the behaviour
- * characteristics (BCs) are the scores on the other K−1 tasks, each cut into G equal bins.
+ * characteristics (BCs) are the scores on the other K−1 tasks, each cut into G equal bins
+ * (docs/ALGORITHM.md, "Archives").
  *
  * Cells are flat indices in [0, G^(K−1)): row-major over the BC axes in increasing task
  * order, so for K = 3 and A_0 the cell of bins (b₁, b₂) is b₁·G + b₂. `cellKey` gives the

@@ -1,7 +1,7 @@
 /**
  * Each child's random draws come from its own generator, a function of the run seed and
  * the child's index only. A run with one worker is then reproducible, and a resumed run
- * redoes an interrupted child with exactly the draws it had.
+ * redoes an interrupted child with exactly the draws it had (docs/ALGORITHM.md, "The cycle").
  */
 import { createHash } from "node:crypto";
 import { Rng } from "../util/rng.ts";

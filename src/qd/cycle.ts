@@ -1,6 +1,7 @@
 /**
  * The cycle of CycleQD: which task is the quality in generation g. The roles of quality and
- * behaviour characteristics rotate over the K tasks every `flipInterval` generations.
+ * behaviour characteristics rotate over the K tasks every `flipInterval` generations
+ * (docs/ALGORITHM.md, "The cycle").
  */
 
 /** Index of the active task q for generation g (1-based): ((g−1) div flipInterval) mod K. */

@@ -1,5 +1,5 @@
 /**
- * Exact compact genomes (SPEC "Exact compact genomes"). With K seed experts, every
+ * Exact compact genomes (docs/ALGORITHM.md, "Exact compact genomes"). With K seed experts, every
  * individual of the search is exactly
  *   τ^W = Σ_k [ a_k E_k^W + U_k diag(c_k^W ⊙ s_k^W) V_kᵀ ]   per 2-D matrix W,
  *   τ^b = Σ_k a_k τ_k^b                                      per other tensor b,

@@ -1,4 +1,7 @@
-/** Per-generation metrics of the archives and of one child's insertions (SPEC "Metrics"). */
+/**
+ * Per-generation metrics of the archives and of one child's insertions
+ * (docs/ALGORITHM.md, "Metrics").
+ */
 import type { Archive, OfferOutcome, OfferResult } from "./archive.ts";
 
 export interface ArchiveMetrics {

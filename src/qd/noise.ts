@@ -1,7 +1,8 @@
 /**
  * Replayable Gaussian noise for the Gaussian-mutation ablation. A mutation records only a
  * 32-bit seed; the noise of each tensor is regenerated from (seed, tensor name), so genomes
- * stay small and every materialisation adds exactly the same numbers.
+ * stay small and every materialisation adds exactly the same numbers (docs/ALGORITHM.md,
+ * "SVD mutation").
  */
 import { fnv1a } from "../util/hash.ts";
 import { Rng } from "../util/rng.ts";

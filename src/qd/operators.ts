@@ -1,6 +1,7 @@
 /**
  * Variation operators on genomes: crossover (model merging of task vectors) and mutation
- * (SVD-based, Gaussian, or none). Each returns the child and what it drew, for the run log.
+ * (SVD-based, Gaussian, or none). Each returns the child and what it drew, for the run log
+ * (docs/ALGORITHM.md, "Crossover" and "SVD mutation").
  */
 import type { Rng } from "../util/rng.ts";
 import { cloneGenome, combineGenomes, type Genome, type GenomeLayout } from "./genome.ts";

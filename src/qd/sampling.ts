@@ -4,7 +4,7 @@
  * Elite sampling weighs elite j by γ_j = Π_i (α_low + (α_high − α_low)·norm_i(j)) over the
  * quality and every BC. Quality plus BCs are exactly the K task scores, so the product runs
  * over all K raw scores; norm_i is min–max over the elites of the pool, and a dimension
- * where all elites are equal contributes factor 1.
+ * where all elites are equal contributes factor 1 (docs/ALGORITHM.md, "Elite sampling").
  */
 import type { Rng } from "../util/rng.ts";
 import type { Archive, Elite } from "./archive.ts";

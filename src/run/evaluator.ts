@@ -80,9 +80,11 @@ export interface PoolOptions {
   maxAttempts?: number;
 }
 
-const WORKER = fileURLToPath(new URL("./worker.ts", import.meta.url));
-// Resolved here so workers find tsx wherever the command is run from.
-const TSX = import.meta.resolve("tsx");
+// From the sources (a checkout, run through tsx) workers load worker.ts through tsx, resolved
+// here so they find it wherever the command is run from; the built package runs worker.js.
+const FROM_SOURCE = import.meta.url.endsWith(".ts");
+const WORKER = fileURLToPath(new URL(FROM_SOURCE ? "./worker.ts" : "./worker.js", import.meta.url));
+const WORKER_ARGV = FROM_SOURCE ? ["--import", import.meta.resolve("tsx")] : [];
 
 class PoolEvaluator implements Evaluator {
   private readonly slots: Slot[] = [];
@@ -118,7 +120,7 @@ class PoolEvaluator implements Evaluator {
 
   private spawn(index: number): Promise<void> {
     const proc = fork(WORKER, [], {
-      execArgv: ["--import", TSX],
+      execArgv: WORKER_ARGV,
       serialization: "advanced",
       stdio: ["ignore", "pipe", "pipe", "ipc"],
     });

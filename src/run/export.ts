@@ -1,6 +1,6 @@
 /**
- * Models out of a run: the aggregate of the archives' current best elites (SPEC "Model
- * aggregation") or any single elite, rebuilt exactly from its genome and written as GGUF
+ * Models out of a run: the aggregate of the archives' current best elites (docs/ALGORITHM.md,
+ * "Model aggregation") or any single elite, rebuilt exactly from its genome and written as GGUF
  * (and as a Hugging Face safetensors folder when asked). Works on finished and on
  * interrupted runs, and while a run is in progress (it only reads).
  */

@@ -7,6 +7,8 @@
  *   children. With one worker a run is a pure function of its config.
  * - Resume rebuilds the archives by replaying the finished children in commit order and
  *   dispatches the missing indices, so an interrupted child is redone with its own draws.
+ *
+ * See docs/ALGORITHM.md, "The cycle" (and "Model aggregation" for `finalise`).
  */
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
@@ -30,10 +32,8 @@ import { checkInputs, type Inputs, prepareInputs } from "./inputs.ts";
 import { type EvalJob, type EvaluatorSetup, evaluatorSetup } from "./model-evaluator.ts";
 import { runFactors } from "./seed-factors.ts";
 import {
-  type ChildRecord,
   type EliteRow,
   type FinalRecord,
-  type MutationRecord,
   type RunStatus,
   RunStore,
   type Scores,
@@ -480,8 +480,9 @@ function summaries(cycle: CycleQD, config: RunConfig): ArchiveSummary[] {
 }
 
 /**
- * The final models: the aggregate θ₀ + Σ β_k τ_k* (SPEC) and the best-mean elite, each
- * recorded as a genome, evaluated on opt and test when asked, the aggregate written out.
+ * The final models: the aggregate θ₀ + Σ β_k τ_k* and the best-mean elite, each recorded
+ * as a genome, evaluated on opt and test when asked, the aggregate written out
+ * (docs/ALGORITHM.md, "Model aggregation").
  */
 async function finalise(
   store: RunStore,
