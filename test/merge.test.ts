@@ -469,6 +469,51 @@ describe("merging tiny GGUF models", () => {
     );
   });
 
+  test("output paths: a trailing slash or a folder means safetensors; missing folders are created", async () => {
+    const opts = { method: "linear", base: basePath, experts } as const;
+    const slashed = `${join(dir, "new", "hf")}/`;
+    const s1 = await mergeModels({ ...opts, out: slashed });
+    assert.equal(s1.format, "safetensors");
+    assert.deepEqual(s1.files, [join(slashed, "model.safetensors"), join(slashed, "config.json")]);
+    const r1 = await openSafetensors(slashed);
+    assert.ok(r1.has("model.layers.0.mlp.down_proj.weight"));
+    await r1.close();
+
+    const existing = join(dir, "existing");
+    await mkdir(existing);
+    assert.equal((await mergeModels({ ...opts, out: existing })).format, "safetensors");
+    await (await openSafetensors(existing)).close();
+
+    const nested = join(dir, "a", "b", "m.gguf");
+    const s3 = await mergeModels({ ...opts, out: nested });
+    assert.equal(s3.format, "gguf");
+    assert.deepEqual(s3.files, [nested]);
+    await (await openGguf(nested)).close();
+
+    await assert.rejects(
+      mergeModels({ ...opts, out: `${join(dir, "not-yet")}/`, format: "gguf" }),
+      /GGUF output is one file, but .*not-yet\/ ends in a slash.*give a file path such as .*not-yet\/merged\.gguf/,
+    );
+    await assert.rejects(
+      mergeModels({ ...opts, out: existing, format: "gguf" }),
+      /GGUF output is one file, but .*existing is a folder/,
+    );
+    const file = join(dir, "plain-file");
+    await writeFile(file, "x");
+    await assert.rejects(
+      mergeModels({ ...opts, out: file, format: "safetensors" }),
+      /plain-file is a file; give a folder/,
+    );
+    await assert.rejects(
+      mergeModels({ ...opts, out: join(file, "m.gguf") }),
+      /cannot create the output folder .*plain-file \(E[A-Z]+\): a file is in the way/,
+    );
+    await assert.rejects(
+      mergeModels({ ...opts, out: `${join(file, "hf")}/` }),
+      /cannot create the output folder .*plain-file\/hf\/? \(E[A-Z]+\): a file is in the way/,
+    );
+  });
+
   test("cycleqd merge (in process): help names every method; options reach the merge", async () => {
     const help = formatHelp(merge);
     for (const m of ["linear", "task-arithmetic", "ties", "dare", "dare-ties"]) {

@@ -13,7 +13,7 @@ import {
   type MergeParams,
   mergeMethod,
 } from "./methods.ts";
-import { writeMergedModel } from "./output.ts";
+import { outputFormat, writeMergedModel } from "./output.ts";
 import { type MergeParamsInput, resolveParams } from "./params.ts";
 import { keptByDensity } from "./sparsify.ts";
 
@@ -96,10 +96,16 @@ export interface MergeModelsOptions extends MergeParamsInput {
   /** GGUF file, or a safetensors file / Hugging Face folder. */
   base: string;
   experts: readonly string[];
-  /** A .gguf file, or a folder for safetensors output. */
+  /**
+   * A .gguf file, or a folder for safetensors output; missing parent folders are created. A
+   * path ending in a slash, or an existing folder, means a safetensors folder.
+   */
   out: string;
   dtype?: FloatDType;
-  /** Default: the base's format. GGUF output needs a GGUF base. */
+  /**
+   * Default: safetensors where `out` ends in a slash or is a folder, else the base's format.
+   * GGUF output needs a GGUF base.
+   */
   format?: "gguf" | "safetensors";
 }
 
@@ -133,7 +139,7 @@ export async function mergeModels(opts: MergeModelsOptions): Promise<MergeSummar
   }
   const inputs = await openMergeInputs(opts.base, opts.experts);
   try {
-    const format = opts.format ?? inputs.base.format;
+    const format = await outputFormat(opts.out, opts.format, inputs.base.format);
     const tensors = mergedTensors(method, inputs.base, inputs.experts, params, {
       dtype: opts.dtype,
     });

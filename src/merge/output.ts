@@ -3,7 +3,7 @@
  * (converted from GGUF names and Q/K row order where the base was GGUF).
  */
 import { copyFile, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { dirname, join, sep } from "node:path";
 import type { FloatDType } from "../tensors/dtype.ts";
 import { type GgufReader, type GgufValue, plainValue, writeGguf } from "../tensors/gguf.ts";
 import { ggufToHfName, permuteQKGgufToHf, qkPermuteHeads } from "../tensors/names.ts";
@@ -29,7 +29,32 @@ const HF_SIDE_FILES = [
 ];
 const MAX_SHARD_BYTES = 5_000_000_000;
 
-/** Writes `tensors` as `format` to `out`; returns the files written. */
+/**
+ * The format to write to `out`: the requested one, else a safetensors folder where `out` ends
+ * in a slash or is an existing folder, else the base's format. Throws where `out` cannot hold
+ * that format, saying what to give instead.
+ */
+export async function outputFormat(
+  out: string,
+  requested: "gguf" | "safetensors" | undefined,
+  baseFormat: "gguf" | "safetensors",
+): Promise<"gguf" | "safetensors"> {
+  const info = await stat(out).catch(() => null);
+  const isFolder = info?.isDirectory() === true;
+  const slash = out.endsWith("/") || out.endsWith(sep);
+  const format = requested ?? (isFolder || slash ? "safetensors" : baseFormat);
+  if (format === "gguf" && (isFolder || slash)) {
+    throw new Error(
+      `merge: GGUF output is one file, but ${out} ${isFolder ? "is a folder" : "ends in a slash, which names a folder"}; give a file path such as ${join(out, "merged.gguf")}, or write safetensors (a Hugging Face folder) there`,
+    );
+  }
+  if (format === "safetensors" && info && !isFolder) {
+    throw new Error(`merge: safetensors output is a folder, but ${out} is a file; give a folder`);
+  }
+  return format;
+}
+
+/** Writes `tensors` as `format` to `out`, creating missing folders; returns the files written. */
 export async function writeMergedModel(
   out: string,
   format: "gguf" | "safetensors",
@@ -44,15 +69,12 @@ export async function writeMergedModel(
         `merge: GGUF output needs a GGUF base (the tokenizer lives in GGUF metadata), but ${base.path} is safetensors; write safetensors, or convert the models with llama.cpp's convert_hf_to_gguf.py first`,
       );
     }
+    await makeFolder(dirname(out));
     await writeGguf(out, ggufMetadata(base, tensors), tensors);
     return [out];
   }
-  const info = await stat(out).catch(() => null);
-  if (info && !info.isDirectory()) {
-    throw new Error(`merge: safetensors output is a folder, but ${out} is a file; give a folder`);
-  }
   const hfTensors = base.format === "gguf" ? toHfLayout(base, tensors) : tensors;
-  await mkdir(out, { recursive: true });
+  await makeFolder(out);
   const files: string[] = [];
   const bytes = hfTensors.reduce(
     (s, t) => s + t.shape.reduce((a, b) => a * b, 1) * (t.dtype === "F32" ? 4 : 2),
@@ -75,6 +97,22 @@ export async function writeMergedModel(
     files.push(...(await copySideFiles(inputs.basePath, out, dtype)));
   }
   return files;
+}
+
+/** Creates `dir` and its parents; where it cannot, says why and what to do. */
+async function makeFolder(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? String(e);
+    const why =
+      code === "EEXIST" || code === "ENOTDIR"
+        ? "a file is in the way (part of the path is a file, not a folder)"
+        : "check that the path is writable";
+    throw new Error(
+      `merge: cannot create the output folder ${dir} (${code}): ${why}; give another output path`,
+    );
+  }
 }
 
 /** The base's metadata, with general.file_type following the merged matrices' type. */

@@ -32,7 +32,11 @@ export interface RunConfig {
     sigma: number;
     rank: "full" | number;
   };
-  /** Children to evaluate (N). */
+  /**
+   * N, the number of children the search evaluates after the seeds. As in the paper, a
+   * generation makes exactly one child (the paper runs N = 1200, 400 per task), so this
+   * counts children. Generation g (1…N) has active task ((g − 1) div flipInterval) mod K.
+   */
   generations: number;
   flipInterval: number;
   /** Evaluations running at once (1: in-process; more: a pool of worker processes). */
@@ -473,7 +477,7 @@ mutation:
   sigma: 0.0003       # gaussian: standard deviation of the noise
   rank: full          # singular components kept per matrix: full | an integer
 
-generations: 60       # children to evaluate
+generations: 60       # N: one generation = one child (paper: 1200)
 flipInterval: 1       # generations before the active task moves on
 workers: 1            # evaluations at once; more than 1 runs a pool of worker processes
 seed: 0               # a run with one worker is reproducible from this seed

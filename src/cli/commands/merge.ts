@@ -72,7 +72,8 @@ Options:
   --base BASE         the base model: GGUF file, or safetensors file / Hugging Face folder
   --expert FILE       an expert of the same architecture and tokenizer (repeat; ties and
                       dare need at least 2)
-  --out OUT           output .gguf file, or folder for safetensors
+  --out OUT           output .gguf file, or folder for safetensors (a path ending in / or
+                      an existing folder means safetensors); missing folders are created
   --weights W1,W2,..  one weight per expert, in order (default 1 each)
   --lambda X          scale of the merged task vector (default ${DEFAULT_LAMBDA}; not linear)
   --density D         ties: fraction of each task vector kept, in (0, 1] (default ${DEFAULT_DENSITY})
@@ -84,10 +85,11 @@ Options:
   --dtype T           F32 | F16 | BF16 for every tensor of 2+ dimensions; 1-D tensors keep the
                       base's type (default: every tensor keeps the base's type, F32 for types
                       that cannot be written)
-  --format F          gguf | safetensors (default: the base's format). GGUF output copies the
-                      base's metadata; safetensors output is a Hugging Face folder with the
-                      base folder's config.json and tokenizer files (from a GGUF llama base:
-                      HF names, rotate-half Q/K rows and a generated config.json)
+  --format F          gguf | safetensors (default: safetensors where --out ends in / or is a
+                      folder, else the base's format). GGUF output copies the base's
+                      metadata; safetensors output is a Hugging Face folder with the base
+                      folder's config.json and tokenizer files (from a GGUF llama base: HF
+                      names, rotate-half Q/K rows and a generated config.json)
   --json              print the summary as JSON`,
   options: {
     method: { type: "string" },
