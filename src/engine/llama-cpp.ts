@@ -14,6 +14,10 @@ import { validateParallel } from "./requests.ts";
 import { acquireLlama, releaseLlama, type SharedLlama } from "./shared-llama.ts";
 import type { Engine, EngineBackend, EngineInfo, EngineModel, LoadModelOptions } from "./types.ts";
 
+/**
+ * Settings of the llama.cpp engine; every field is optional. `threads`, `contextSize` and
+ * `parallel` must be positive integers.
+ */
 export interface LlamaCppEngineOptions {
   /**
    * CPU threads per evaluation. Defaults to 1 on machines with at most 4 cores (more threads
@@ -47,6 +51,11 @@ export function defaultThreads(cores = availableParallelism()): number {
   return cores <= 4 ? 1 : Math.floor(cores / 2);
 }
 
+/**
+ * Starts the in-process llama.cpp engine (one llama.cpp instance shared by all engines of
+ * the process). Throws for options of the wrong type or value, and when llama.cpp cannot be
+ * loaded; loading a model throws when node-llama-cpp is not the pinned 3.21.1.
+ */
 export async function createLlamaCppEngine(opts: LlamaCppEngineOptions = {}): Promise<Engine> {
   if (opts === null || typeof opts !== "object") {
     throw new Error("createLlamaCppEngine options must be an object");

@@ -31,8 +31,16 @@ export interface LoadModelOptions {
   parallel?: number;
 }
 
+/**
+ * A way to run models: loads GGUF files and owns them until disposed
+ * (`createLlamaCppEngine` makes the llama.cpp one).
+ */
 export interface Engine {
-  /** Loads a GGUF file. Throws a message naming the path when the file is missing or unusable. */
+  /**
+   * Loads a GGUF file. Throws a message naming the path when the file is missing or unusable,
+   * when the context cannot be created (e.g. memory is short), after `dispose`, or for a
+   * `parallel` or `contextSize` that is not a positive integer.
+   */
   loadModel(path: string, opts?: LoadModelOptions): Promise<EngineModel>;
   info(): EngineInfo;
   /** Disposes every model still loaded, then the engine itself. */
@@ -51,6 +59,7 @@ export interface GenerateRequest {
 
 export type FinishReason = "stop" | "eos" | "length";
 
+/** One completion from `EngineModel.generate`. */
 export interface GenerateResult {
   /** Generated text, cut before the stop string; never contains the EOS token. */
   text: string;
@@ -84,6 +93,7 @@ export interface ScoreRequest {
   continuation: string;
 }
 
+/** How likely a model finds a continuation (`EngineModel.score`), in nats. */
 export interface ScoreResult {
   /** Natural-log probability of each continuation token given everything before it. */
   logprobs: number[];
@@ -95,7 +105,16 @@ export interface ScoreResult {
   greedy: boolean;
 }
 
+/**
+ * A loaded model with its context and `parallel` sequences; dispose it when done. Every
+ * method throws once the model is disposed. `generate` and `score` validate all requests
+ * first and throw before running any: for a malformed request, a prompt that leaves no room
+ * in `contextSize` tokens, or an empty prompt on a model that adds no BOS; they throw with
+ * the path and llama.cpp's log lines when inference fails, and when the model is disposed
+ * while requests run.
+ */
 export interface EngineModel {
+  /** The GGUF file it was loaded from. */
   readonly path: string;
   /** Tokens each sequence can hold. */
   readonly contextSize: number;

@@ -66,10 +66,14 @@ export interface VectorFactors {
 
 export type TensorFactors = MatrixFactors | VectorFactors;
 
-/** The factors of K seed experts, read lazily from the cache one tensor at a time. */
+/**
+ * The factors of K seed experts, read lazily from the cache one tensor at a time; `close`
+ * it when done. `info` and `get` throw for a tensor name the base lacks.
+ */
 export interface SeedFactors {
   /** K. */
   readonly seeds: number;
+  /** Singular components kept per matrix: "full" or R. */
   readonly rank: "full" | number;
   /** Every tensor of the base, in the base's order. */
   readonly tensors: readonly FactorTensorInfo[];
@@ -437,6 +441,10 @@ class CachedFactors implements SeedFactors {
 /**
  * The factors of `expertPaths` relative to `basePath`, from `cacheDir` when an entry for
  * exactly these input bytes and settings exists, otherwise computed and cached first.
+ * Paths are GGUF files or Hugging Face safetensors folders; `cacheDir` is created if
+ * missing, and an interrupted computation leaves no entry behind. Throws for no experts, a
+ * rank that is not "full" or a positive integer, a model that cannot be read, or an expert
+ * whose tensor names or shapes differ from the base's.
  */
 export async function loadOrComputeFactors(
   basePath: string,

@@ -143,7 +143,10 @@ export interface MaterialiseGgufOptions extends MaterialiseOptions {
 
 /**
  * Writes the genome's model as GGUF: the base's metadata (every key), then θ₀ + τ for each
- * tensor in the base's order and types.
+ * tensor in the base's order and types, to `outPath` (written under a temporary name and
+ * renamed). Throws when `base` is not a GGUF reader, the genome does not fit the factors'
+ * layout, `opts.dtype` is not F32, F16 or BF16, the factors were computed for another base
+ * (tensor count or shapes), or reading or writing fails.
  */
 export async function materialiseGguf(
   outPath: string,

@@ -91,16 +91,25 @@ function checkDensityKeepsSomething(base: TensorReader, density: number): void {
   }
 }
 
+/**
+ * A baseline merge of a base θ₀ and its experts (`mergeModels`). The method's parameters
+ * (weights, one per expert in the experts' order; λ; TIES density in (0, 1]; DARE drop
+ * probability in [0, 1) and seed) come from `MergeParamsInput`; a parameter the method does
+ * not read is an error.
+ */
 export interface MergeModelsOptions extends MergeParamsInput {
+  /** linear, task-arithmetic, ties (≥ 2 experts), dare or dare-ties (≥ 2 experts). */
   method: MergeMethodName;
   /** GGUF file, or a safetensors file / Hugging Face folder. */
   base: string;
+  /** Fine-tunes of the base, each in the base's format with its tensors, shapes and tokenizer. */
   experts: readonly string[];
   /**
    * A .gguf file, or a folder for safetensors output; missing parent folders are created. A
    * path ending in a slash, or an existing folder, means a safetensors folder.
    */
   out: string;
+  /** Storage type of tensors with two or more dimensions (default: the base's types). */
   dtype?: FloatDType;
   /**
    * Default: safetensors where `out` ends in a slash or is a folder, else the base's format.
@@ -109,16 +118,26 @@ export interface MergeModelsOptions extends MergeParamsInput {
   format?: "gguf" | "safetensors";
 }
 
+/** What `mergeModels` wrote. */
 export interface MergeSummary {
   method: MergeMethodName;
+  /** Every parameter as used, defaults filled in. */
   params: MergeParams;
   format: "gguf" | "safetensors";
   /** Files written (for safetensors, the weights and any copied config files). */
   files: string[];
+  /** Number of tensors written. */
   tensors: number;
 }
 
-/** Merges a base and its experts from files into `out`. */
+/**
+ * Merges a base and its experts from files into `out`, streaming one tensor at a time.
+ * Throws, before writing, for an unknown method, a bad, unused or missing (DARE's seed)
+ * parameter, too few experts, an unknown format, an `out` that is or holds an input or
+ * cannot hold the format, and experts that differ from the base (format, tensors, shapes,
+ * dtypes, architecture metadata, tokenizer); while writing, for a tensor holding NaN or
+ * infinity, or a failed write.
+ */
 export async function mergeModels(opts: MergeModelsOptions): Promise<MergeSummary> {
   const method = mergeMethod(opts.method);
   const params = resolveParams(method, opts, opts.experts?.length ?? 0);

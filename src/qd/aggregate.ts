@@ -7,7 +7,12 @@
 import type { Archive, Elite } from "./archive.ts";
 import { combineGenomes, type Genome } from "./genome.ts";
 
+/**
+ * The aggregated model of a search (`aggregate`, `CycleQD.aggregate`): its genome, the
+ * softmax weights β and the elite each weight applies to, both in archive order.
+ */
 export interface Aggregation {
+  /** Σ_k β_k g_k*: materialise it over the seed factors to get θ_agg. */
   genome: Genome;
   /** β_k, one per archive. */
   beta: number[];
@@ -24,6 +29,11 @@ export function softmax(x: readonly number[]): number[] {
   return e.map((v) => v / z);
 }
 
+/**
+ * Aggregates the best elite of each archive (highest quality f_k; the lowest cell wins a
+ * tie), weighted by β = softmax of those qualities (scores, typically in [0, 1]).
+ * Throws when `archives` is empty or when any archive holds no elite.
+ */
 export function aggregate(archives: readonly Archive<Genome>[]): Aggregation {
   if (archives.length === 0) throw new Error("aggregate: needs at least one archive");
   const elites = archives.map((a) => {

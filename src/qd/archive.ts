@@ -23,10 +23,17 @@ export interface Elite<T> extends Individual<T> {
   cell: number;
 }
 
+/**
+ * What `Archive.offer` did with an individual: `new-cell` (it took an empty cell),
+ * `improved` (it replaced an incumbent of strictly lower quality) or `rejected` (the
+ * incumbent's quality was at least as high; the archive is unchanged).
+ */
 export type OfferOutcome = "new-cell" | "improved" | "rejected";
 
+/** The result of one `Archive.offer`: the outcome, the cell, and the incumbent, if any. */
 export interface OfferResult {
   outcome: OfferOutcome;
+  /** Flat cell index in [0, G^(K−1)) that the individual's BCs fall in (see `Archive`). */
   cell: number;
   /** Id of the elite that was replaced ("improved") or that kept its cell ("rejected"). */
   incumbent?: number;
@@ -130,13 +137,26 @@ function checkScores(where: string, scores: readonly number[], k: number): void 
     throw new Error(`${where}: score of task ${bad} is ${scores[bad]}, not a finite number`);
 }
 
+/**
+ * One MAP-Elites grid A_k over K tasks: at most one elite per cell, the cell given by the
+ * K − 1 BC scores and the elite kept by quality (the score on `task`). `T` is the payload
+ * each individual carries (a `Genome` in a run). Scores are any finite numbers (pass rates
+ * in [0, 1] in a run); scores outside a BC axis's range fall into its first or last bin.
+ * The constructor throws when `numTasks` is not an integer ≥ 2, `task` is not in
+ * 0..K−1, `bins` is not a positive integer, the grid would exceed 2^32 cells, or `ranges`
+ * does not give one finite [lo, hi] with hi > lo per task. Methods taking scores throw
+ * unless they are K finite numbers; methods taking a cell throw for an index outside the
+ * grid.
+ */
 export class Archive<T> {
+  /** k: index (0-based) of the task whose score is the quality. */
   readonly task: number;
   readonly numTasks: number;
   readonly bins: number;
   readonly ranges: readonly BinRange[];
   /** Task indices of the BC axes, in cell-index order. */
   readonly bcTasks: readonly number[];
+  /** G^(K−1), the number of cells. */
   readonly numCells: number;
   private readonly cells = new Map<number, Elite<T>>();
 
@@ -193,6 +213,7 @@ export class Archive<T> {
     return this.cellCoords(cell).join(",");
   }
 
+  /** The elite in a cell, or undefined when the cell is empty (no check of `cell`). */
   get(cell: number): Elite<T> | undefined {
     return this.cells.get(cell);
   }
@@ -209,13 +230,16 @@ export class Archive<T> {
     return best;
   }
 
+  /** The individual's quality in this archive: its score on `task`. */
   quality(ind: Individual<T>): number {
     return ind.scores[this.task];
   }
 
   /**
    * Offers an individual: it takes an empty cell, or replaces the incumbent only when its
-   * quality is strictly higher.
+   * quality is strictly higher (a tie keeps the incumbent). The archive stores a copy of
+   * the scores and the payload by reference. Throws when `ind.id` is not a safe integer or
+   * `ind.scores` is not K finite numbers; the archive is then unchanged.
    */
   offer(ind: Individual<T>): OfferResult {
     if (!Number.isSafeInteger(ind?.id))

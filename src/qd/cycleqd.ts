@@ -37,6 +37,10 @@ import {
 } from "./operators.ts";
 import { type SamplingOptions, type SelectionFallback, selectParents } from "./sampling.ts";
 
+/**
+ * Settings of a CycleQD search; the optional ones default to the paper's values
+ * (docs/ALGORITHM.md). The `CycleQD` constructor checks them.
+ */
 export interface CycleQDConfig {
   /** Task names, one per seed expert, in the seeds' order (K ≥ 2). */
   tasks: readonly string[];
@@ -46,40 +50,60 @@ export interface CycleQDConfig {
   seed: number;
   /** G, bins per BC axis (default 15). */
   bins?: number;
-  /** Fixed [lo, hi] per task; default: the paper's rule from the seeds' scores. */
+  /**
+   * Fixed [lo, hi] per task (index = task, in score units); default: the paper's rule from
+   * the seeds' scores.
+   */
   ranges?: readonly BinRange[];
   /** Margins of the paper's rule (0.85 / 1.15). */
   rangeOptions?: PaperRangeOptions;
   /** Generations per active task before the roles rotate (default 1). */
   flipInterval?: number;
+  /** Elite sampling of parents (checked at `ask`). */
   sampling?: SamplingOptions;
+  /** Crossover weights ω ~ N(μ, σ²) (checked at `ask`). */
   crossover?: CrossoverOptions;
+  /** SVD, Gaussian or no mutation (checked at `ask`). */
   mutation?: MutationOptions;
 }
 
+/** One child made by `CycleQD.ask`: its genome and every draw that made it, to evaluate. */
 export interface Ask {
   /** Id the child will have in the archives: K + generation − 1. */
   id: number;
   /** 1-based. */
   generation: number;
-  /** Active task index q and its name. */
+  /** Active task index q (0-based) and its name. */
   task: number;
   taskName: string;
+  /** Ids of the two parents (equal when the only individual was paired with itself). */
   parents: [number, number];
+  /** How the second parent was found: `none` (both from A_q) or a fallback. */
   fallback: SelectionFallback;
+  /** The child's genome, over the config's layout. */
   genome: Genome;
+  /** Crossover ω and mutation draws, as recorded in the run store. */
   draws: { crossover: CrossoverDraws; mutation: MutationDraws };
   /** Milliseconds spent in each step (measured only; they never affect the search). */
   ms: { select: number; crossover: number; mutate: number };
 }
 
+/** What `CycleQD.tell` (or `replay`) did with a child: its outcome in every archive. */
 export interface Tell {
+  /** The child's id, K + generation − 1. */
   id: number;
   /** Outcome in each archive, by task index. */
   outcomes: OfferResult[];
+  /** The outcomes again, with counts: archives entered, new cells, improvements. */
   metrics: ChildMetrics;
 }
 
+/**
+ * The CycleQD search over K archives, ask/tell (contract in this file's header). The
+ * constructor throws when `tasks` has fewer than two or repeated names, the layout's seed
+ * count differs from K, `seed` is not a safe integer, `bins` or `flipInterval` is not a
+ * positive integer, or `ranges` is not one finite [lo, hi] with hi > lo per task.
+ */
 export class CycleQD {
   readonly tasks: readonly string[];
   readonly layout: GenomeLayout;
@@ -130,6 +154,9 @@ export class CycleQD {
   /**
    * Builds the archives (bin ranges from the seeds' scores unless fixed in the config) and
    * offers seed k (id k, genome e_k) to every archive. `seedScores[k][j]` = f_j(θ_k).
+   * Returns each seed's outcome per archive. Throws when already initialised, when
+   * `seedScores` is not K rows of K finite scores, or (paper's rule) when `rangeOptions` is
+   * out of range (lowFactor in (0, 1], highFactor ≥ 1).
    */
   initialise(seedScores: readonly (readonly number[])[]): OfferResult[][] {
     if (this.initialised) throw new Error("CycleQD.initialise: already initialised");
@@ -146,7 +173,7 @@ export class CycleQD {
     return seedScores.map((scores, k) => this.offerAll(k, seedGenome(this.layout, k), scores));
   }
 
-  /** Id of child `generation` (1-based). */
+  /** Id of child `generation` (1-based): K + generation − 1. Throws for generation < 1. */
   idOf(generation: number): number {
     if (!(Number.isSafeInteger(generation) && generation >= 1)) {
       throw new Error(`CycleQD: generations count from 1, got ${generation}`);
@@ -156,7 +183,10 @@ export class CycleQD {
 
   /**
    * Child `generation`: selects parents in the active task's archive as it is now, crosses
-   * them over and mutates the result, with the child's own draws.
+   * them over and mutates the result, with the child's own draws. Asking a child again
+   * before it is told returns the same child. Throws before `initialise`, for a generation
+   * that is not an integer ≥ 1, for a child already told or replayed, and for invalid
+   * sampling, crossover or mutation options.
    */
   ask(generation: number): Ask {
     if (!this.initialised)
@@ -186,7 +216,12 @@ export class CycleQD {
     };
   }
 
-  /** Offers an asked child, with its scores on every task (by index), to all K archives. */
+  /**
+   * Offers an asked child, with its scores on every task (by index; pass rates in [0, 1] in
+   * a run), to all K archives. Throws before `initialise`, for a child never asked or
+   * already told, and when `scores` is not K finite numbers; the child then stays asked and
+   * the archives unchanged.
+   */
   tell(ask: Pick<Ask, "id">, scores: readonly number[]): Tell {
     if (!this.initialised) throw new Error("CycleQD.tell: call initialise first");
     const genome = this.asked.get(ask?.id);
@@ -206,6 +241,9 @@ export class CycleQD {
   /**
    * Re-offers child `generation` as an earlier process recorded it (its genome and scores),
    * to rebuild the archives on resume. Replays must come in the order the children were told.
+   * Throws before `initialise`, for a generation < 1, for a child already asked, told or
+   * replayed, for a genome that does not fit the layout, and for scores that are not K
+   * finite numbers.
    */
   replay(generation: number, genome: Genome, scores: readonly number[]): Tell {
     if (!this.initialised) throw new Error("CycleQD.replay: call initialise first");
@@ -219,18 +257,25 @@ export class CycleQD {
     return { id, outcomes, metrics: childMetrics(outcomes) };
   }
 
+  /** Coverage, QD score and best quality of each archive, by task index. */
   metrics(): ArchiveMetrics[] {
     return this.archiveList.map(archiveMetrics);
   }
 
-  /** The final model: softmax-weighted merge of each archive's best elite. */
+  /**
+   * The final model: softmax-weighted merge of each archive's best elite (`aggregate`).
+   * Throws before `initialise` (and, as seeds fill every archive, not after it).
+   */
   aggregate(): Aggregation {
     if (!this.initialised)
       throw new Error("CycleQD.aggregate: nothing to aggregate before initialise");
     return aggregate(this.archiveList);
   }
 
-  /** The elite with the highest mean score over all tasks (lowest id on a tie). */
+  /**
+   * The elite with the highest mean score over all tasks (lowest id on a tie). Throws when
+   * the archives are empty, that is before `initialise`.
+   */
   bestMeanElite(): Elite<Genome> {
     let best: Elite<Genome> | undefined;
     let bestMean = Number.NEGATIVE_INFINITY;

@@ -19,11 +19,17 @@ export interface NoiseTerm {
   weight: number;
 }
 
+/**
+ * One individual as exact coefficients over the seed factors: τ is rebuilt from (a, c,
+ * noise) and the seeds' task vectors (see this file's header). Meaningful only with the
+ * `GenomeLayout` it was made for; the coefficients are dimensionless weights.
+ */
 export interface Genome {
   /** Weight of each seed's residual E_k and of its 1-D task vectors (length K). */
   a: Float64Array;
   /** Singular-component coefficients of every matrix, laid out by `GenomeLayout`. */
   c: Float64Array;
+  /** Gaussian-mutation terms (empty unless `mutation.kind` is "gaussian"). */
   noise: NoiseTerm[];
 }
 
@@ -35,7 +41,12 @@ export interface LayoutMatrix {
   offset: number;
 }
 
-/** Where each matrix's coefficients live in a genome; shared by all genomes of a run. */
+/**
+ * Where each matrix's coefficients live in a genome; shared by all genomes of a run.
+ * `seeds` is K; each matrix is a tensor name with R_W ≥ 1. The constructor throws when
+ * `seeds` is not a positive integer, or a matrix has an empty name, a rank that is not a
+ * positive integer, or a name listed twice.
+ */
 export class GenomeLayout {
   readonly seeds: number;
   readonly matrices: readonly LayoutMatrix[];
@@ -80,6 +91,7 @@ export class GenomeLayout {
     return this.byName.has(name);
   }
 
+  /** The matrix's entry; throws when the layout has no matrix `name`. */
   matrix(name: string): LayoutMatrix {
     const m = this.byName.get(name);
     if (!m) throw new Error(`GenomeLayout: no matrix named "${name}"`);
@@ -114,7 +126,10 @@ export function checkRankOption(where: string, rank: unknown): asserts rank is "
   }
 }
 
-/** Seed expert k: a = e_k, c_k = 1 on every matrix, other c = 0. */
+/**
+ * Seed expert k (0-based): a = e_k, c_k = 1 on every matrix, other c = 0. Throws unless k
+ * is an integer in 0..K−1.
+ */
 export function seedGenome(layout: GenomeLayout, k: number): Genome {
   if (!(Number.isInteger(k) && k >= 0 && k < layout.seeds)) {
     throw new Error(`seedGenome: seed must be an integer in 0..${layout.seeds - 1}, got ${k}`);
@@ -204,6 +219,12 @@ export function genomeByteSize(layout: GenomeLayout, noiseTerms = 0): number {
   return HEADER_BYTES + 8 * (layout.seeds + layout.size) + NOISE_BYTES * noiseTerms;
 }
 
+/**
+ * The genome's binary form (`genomeByteSize` bytes, little-endian), tagged with the
+ * layout's id so it decodes only against the same layout. Throws when the genome does not
+ * fit the layout (lengths of a and c, noise not an array), or a noise seed is not a
+ * 32-bit unsigned integer.
+ */
 export function encodeGenome(genome: Genome, layout: GenomeLayout): Uint8Array {
   checkGenome("encodeGenome", genome, layout);
   const buf = Buffer.alloc(genomeByteSize(layout, genome.noise.length));
@@ -224,6 +245,11 @@ export function encodeGenome(genome: Genome, layout: GenomeLayout): Uint8Array {
   return new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
 }
 
+/**
+ * Reads a genome written by `encodeGenome`. Throws when the bytes are not a cycleqd genome,
+ * have an unknown version, were made for another layout (different id, K or |c|), or have
+ * the wrong length.
+ */
 export function decodeGenome(bytes: Uint8Array, layout: GenomeLayout): Genome {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const fail = (what: string): never => {

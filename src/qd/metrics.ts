@@ -4,15 +4,17 @@
  */
 import type { Archive, OfferOutcome, OfferResult } from "./archive.ts";
 
+/** The state of one archive A_k after a child (`archiveMetrics`, `CycleQD.metrics`). */
 export interface ArchiveMetrics {
+  /** k, the archive's quality task (0-based). */
   task: number;
   /** Filled cells. */
   filled: number;
   /** G^(K−1). */
   cells: number;
-  /** filled / cells. */
+  /** filled / cells, in [0, 1]. */
   coverage: number;
-  /** Sum of the elites' qualities. */
+  /** Sum of the elites' qualities (score units; not normalised). */
   qdScore: number;
   /** Highest quality, or null for an empty archive. */
   bestQuality: number | null;
@@ -36,12 +38,15 @@ export function archiveMetrics<T>(archive: Archive<T>): ArchiveMetrics {
   };
 }
 
+/** One child's insertions across the K archives (`childMetrics`, `Tell.metrics`). */
 export interface ChildMetrics {
   /** Outcome in each archive, by task index. */
   outcomes: OfferOutcome[];
   /** Archives the child entered (new cell or improved). */
   entered: number;
+  /** Archives where it took an empty cell. */
   newCells: number;
+  /** Archives where it replaced an elite of lower quality. */
   improved: number;
 }
 

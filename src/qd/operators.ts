@@ -6,6 +6,10 @@
 import type { Rng } from "../util/rng.ts";
 import { cloneGenome, combineGenomes, type Genome, type GenomeLayout } from "./genome.ts";
 
+/**
+ * Crossover's weight distribution: ω₁, ω₂ ~ N(μ, σ²), dimensionless. `crossover` throws
+ * for a non-finite μ or σ, σ < 0, or σ = 0 with μ = 0.
+ */
 export interface CrossoverOptions {
   /** Mean of ω₁, ω₂ (default 1). */
   mu?: number;
@@ -62,12 +66,16 @@ export function crossover(
 
 export type MutationKind = "svd" | "gaussian" | "none";
 
+/**
+ * Which mutation follows crossover and its strength. `mutate` throws for an unknown kind,
+ * wMax or sigma that is negative or not finite.
+ */
 export interface MutationOptions {
   /** "svd" (default, the paper), "gaussian" or "none" (ablations). */
   kind?: MutationKind;
   /** Upper bound of r_i ~ U(0, w_max) for SVD mutation (default 0.1). */
   wMax?: number;
-  /** σ_m of Gaussian mutation (default 3e-4). */
+  /** σ_m of Gaussian mutation, in weight units, added to every tensor (default 3e-4). */
   sigma?: number;
 }
 

@@ -11,6 +11,10 @@ import type { Archive, Elite } from "./archive.ts";
 
 export type SamplingMethod = "elite" | "uniform";
 
+/**
+ * How parents are drawn from the active archive. `selectParents` throws for an unknown
+ * method, or unless 0 < alphaLow ≤ alphaHigh (both finite).
+ */
 export interface SamplingOptions {
   /** "elite" (default, the paper) or "uniform" (ablation). */
   method?: SamplingMethod;

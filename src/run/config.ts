@@ -10,11 +10,16 @@ import { parse as parseYaml } from "yaml";
 
 export const SKILL_NAMES = ["code", "os", "db"] as const;
 
+/**
+ * A checked run config with every default filled in (`validateConfig`, `defaultConfig`).
+ * Model paths are absolute after checking; whether the files exist is checked by `run`.
+ * Scores, and so bin ranges, are pass rates in [0, 1].
+ */
 export interface RunConfig {
   models: {
     /** GGUF file or Hugging Face safetensors folder of θ₀. */
     base: string;
-    /** One fine-tune of the base per skill. */
+    /** One fine-tune of the base per skill (skill name → GGUF file or safetensors folder). */
     experts: Record<string, string>;
   };
   /** Task names, in task-index order. */
@@ -23,9 +28,19 @@ export interface RunConfig {
   skillSeed: number;
   /** Problems per skill in the optimisation and held-out test splits. */
   split: { opt: number; test: number };
+  /**
+   * G bins per BC axis (1..1000), and the bin ranges: "paper" (0.85 × lowest, 1.15 × highest
+   * seed score) or a fixed [lo, hi] per skill, lo < hi, in score units.
+   */
   archive: { bins: number; ranges: "paper" | Record<string, [number, number]> };
+  /** Parent selection; α_low > 0 and α_high ≥ α_low weigh the worst and best scores. */
   sampling: { method: "elite" | "uniform"; alphaLow: number; alphaHigh: number };
+  /** ω₁, ω₂ ~ N(mu, sigma²); mu ≠ 0, sigma ≥ 0. */
   crossover: { mu: number; sigma: number };
+  /**
+   * wMax: r_i ~ U(0, wMax) for SVD mutation; sigma: σ_m of Gaussian mutation in weight
+   * units; rank: singular components kept per matrix ("full" or R ≥ 1).
+   */
   mutation: {
     method: "svd" | "gaussian" | "none";
     wMax: number;
@@ -38,10 +53,17 @@ export interface RunConfig {
    * counts children. Generation g (1…N) has active task ((g − 1) div flipInterval) mod K.
    */
   generations: number;
+  /** Generations per active task before the roles rotate (≥ 1). */
   flipInterval: number;
   /** Evaluations running at once (1: in-process; more: a pool of worker processes). */
   workers: number;
+  /** Run seed (integer ≥ 0): child g's draws depend only on it and g. */
   seed: number;
+  /**
+   * llama.cpp settings: CPU threads per evaluation (default: 1 on ≤ 4 cores, else half the
+   * cores), sequences decoded at once (1..1024), tokens per sequence (16..2^20; default: the
+   * model's training context capped at 2048).
+   */
   engine: { threads?: number; parallel: number; contextSize?: number };
   /** Grade model output without a sandbox when none works (dangerous). */
   unsafe: boolean;
@@ -65,6 +87,7 @@ export function zooPath(name: string): string {
   return resolve(PACKAGE_ROOT, "zoo", name);
 }
 
+/** A fresh config with every field at its default (the embedded zoo, the paper's values). */
 export function defaultConfig(): RunConfig {
   return {
     models: {
@@ -101,7 +124,10 @@ export function smallBudgetConfig(): RunConfig {
   return { ...base, mutation: { ...base.mutation, wMax: 0.5 }, generations: 32 };
 }
 
-/** Every problem in a config, one per line. */
+/**
+ * A config is invalid: `problems` lists every problem, one per entry; the message shows
+ * them one per line under `source` (the file name, or "config").
+ */
 export class ConfigError extends Error {
   constructor(
     readonly problems: string[],
@@ -409,7 +435,10 @@ export function validateConfig(
   return config;
 }
 
-/** Reads and checks a YAML or JSON config file. */
+/**
+ * Reads and checks a YAML or JSON config file; relative paths are taken from its folder.
+ * Throws an Error when the file cannot be read, a ConfigError when it is invalid.
+ */
 export async function loadConfig(file: string): Promise<RunConfig> {
   let text: string;
   try {
@@ -423,7 +452,10 @@ export async function loadConfig(file: string): Promise<RunConfig> {
   return parseConfig(text, dirname(resolve(file)), file);
 }
 
-/** Parses config text (YAML or JSON) and checks it. */
+/**
+ * Parses config text (YAML or JSON) and checks it; `baseDir` anchors relative paths.
+ * Throws a ConfigError when the text does not parse or the config is invalid.
+ */
 export function parseConfig(text: string, baseDir = process.cwd(), source = "config"): RunConfig {
   let raw: unknown;
   try {

@@ -18,10 +18,16 @@ export interface WriteModelOptions {
   safetensors?: string;
 }
 
+/** A model written by `aggregateRun` or `exportElite`: where it went and what it merges. */
 export interface WrittenModel {
+  /** Path of the GGUF file written. */
   gguf: string;
+  /** Path of the Hugging Face folder, when one was asked for. */
   safetensors?: string;
-  /** Individuals the model was built from, with their weights. */
+  /**
+   * Individuals the model was built from: id (seeds 0..K−1, child g is K + g − 1), the
+   * archive's skill name, and its weight (β_k for an aggregate, summing to 1; 1 for an elite).
+   */
   sources: { id: number; archive?: string; weight: number }[];
 }
 
@@ -103,7 +109,13 @@ function bestElites(rows: readonly EliteRow[], K: number): EliteRow[] {
   return best;
 }
 
-/** θ_agg = θ₀ + Σ_k β_k τ_k*, β = softmax of each archive's best quality. */
+/**
+ * θ_agg = θ₀ + Σ_k β_k τ_k*, β = softmax of each archive's best quality (ties: lowest id),
+ * of the run in `dir` as it is now, written to `out` (GGUF path). Only reads the run; the
+ * seed factors come from the cache or are computed. Throws when `dir` is not a run, the run
+ * has not recorded its models or any archive is empty yet, an input model is missing, or
+ * writing fails.
+ */
 export async function aggregateRun(
   dir: string,
   out: string,
@@ -128,7 +140,9 @@ export async function aggregateRun(
 
 /**
  * One elite, named `ARCHIVE:CELL` where ARCHIVE is a skill name or index and CELL is the
- * flat cell index or its bin coordinates ("3,7"), as `cycleqd status` shows them.
+ * flat cell index or its bin coordinates ("3,7"), as `cycleqd status` shows them; written
+ * like `aggregateRun`. Throws, besides `aggregateRun`'s cases, for a malformed spec, an
+ * unknown archive, a cell outside the grid, or an empty cell.
  */
 export async function exportElite(
   dir: string,

@@ -49,6 +49,13 @@ export interface ArchiveSummary {
   best: number | null;
 }
 
+/**
+ * Progress of a run, passed to `RunOptions.onEvent` in order: start, factors, one `seed` per
+ * seed expert scored, archives (bin ranges in score units), replayed (on resume), one
+ * `child` per finished child, stopping (after an abort), one `final` per final model, done.
+ * `ms` fields are milliseconds, `seconds` wall seconds of this session; scores are pass
+ * rates in [0, 1] by skill; ids are seeds 0..K−1 and child g is K + g − 1.
+ */
 export type RunEvent =
   | {
       type: "start";
@@ -90,7 +97,9 @@ export type RunEvent =
     }
   | { type: "done"; status: RunStatus; finished: number; generations: number; seconds: number };
 
+/** How `run` and `resume` report and stop; every field is optional. */
 export interface RunOptions {
+  /** Called synchronously with each event; an exception it throws fails the run. */
   onEvent?: (e: RunEvent) => void;
   /** Aborting stops dispatching; evaluations in flight finish and are committed. */
   signal?: AbortSignal;
@@ -101,14 +110,27 @@ export interface RunOptions {
   createEvaluator?: (setup: EvaluatorSetup, workers: number) => Promise<Evaluator>;
 }
 
+/** How a `run` or `resume` call ended. */
 export interface RunResult {
+  /** Absolute path of the run directory. */
   dir: string;
+  /** "finished", or "interrupted" when aborted before the last child (resume it later). */
   status: RunStatus;
+  /** Children finished and committed, in 0..generations. */
   finished: number;
+  /** N, the children the run makes in all. */
   generations: number;
 }
 
-/** Starts a new run in `out` (created; must not hold a run yet). */
+/**
+ * Starts a new run in `out` (created; must not hold a run yet) with a checked config (from
+ * `loadConfig`, `parseConfig` or `validateConfig`; `run` does not check its fields). Before
+ * creating anything it checks the models and throws when one is missing, the formats
+ * differ, an expert's tensors or shapes differ from the base's, or the tokenizers differ.
+ * Throws when `out` already holds a run. Later failures (evaluation, llama.cpp, sandbox,
+ * disk) mark the run "failed" and are rethrown; it can then be resumed. Resolves with
+ * status "interrupted" when `signal` aborts before the last child.
+ */
 export async function run(
   config: RunConfig,
   opts: RunOptions & { out: string },
@@ -125,7 +147,14 @@ export async function run(
   return execute(store, false, opts);
 }
 
-/** Continues a run that was interrupted (or finishes its last steps). */
+/**
+ * Continues a run that was interrupted or failed (or finishes its last steps), replaying
+ * its committed children and redoing the missing ones with their own draws; a finished
+ * run returns at once. Throws when `dir` is not a run (or has another schema), RunLockedError
+ * when another live process holds the run, and an Error when an input model changed since
+ * the run started or replaying the store does not give the recorded archives. Otherwise
+ * as `run`.
+ */
 export async function resume(dir: string, opts: RunOptions = {}): Promise<RunResult> {
   const store = await RunStore.open(dir);
   try {

@@ -29,24 +29,39 @@ export interface TimingSummary {
   overheadShare: number;
 }
 
+/**
+ * A run's state (`runStatus`). Scores are pass rates in [0, 1] by skill name, measured on
+ * the opt split except a final model's `scoresTest`; ids are seeds 0..K−1 and child g is
+ * K + g − 1.
+ */
 export interface RunStatusReport {
+  /** Absolute path of the run directory. */
   dir: string;
   status: RunStatus;
   /** A live process holds the run's lock. */
   inProgress: boolean;
+  /** The lock's holder (pid, host, since), live or left by a dead process, or null. */
   holder: LockInfo | null;
+  /** When the run was created, ISO 8601. */
   created: string;
+  /** The message of the error that failed the run, if it failed. */
   error: string | null;
   skills: string[];
+  /** N, the children the run makes in all. */
   generations: number;
+  /** Children finished and committed. */
   finished: number;
   workers: number;
   seed: number;
+  /** Each seed expert's scores, once evaluated. */
   seeds: { skill: string; scores: Scores }[];
+  /** One per skill, in task order. */
   archives: ArchiveStatus[];
   /** The elite with the best mean score over all skills. */
   bestMean: { id: number; mean: number; scores: Scores } | null;
+  /** Mean step times over the finished children, or null before the first. */
   timings: TimingSummary | null;
+  /** The final models ("aggregate", "best-mean") once the run finished; `model` is a path. */
   finals: {
     name: string;
     sources: number[];
@@ -76,6 +91,10 @@ export function summariseTimings(rows: readonly Timings[]): TimingSummary | null
   return { meanMs, overheadShare: total > 0 ? overhead / total : 0 };
 }
 
+/**
+ * Reads the state of the run in `dir`, read-only (safe while a process runs it). Throws when
+ * `dir` holds no run.db or one of another schema.
+ */
 export async function runStatus(dir: string): Promise<RunStatusReport> {
   const store = await RunStore.open(dir, { readonly: true });
   try {

@@ -171,7 +171,12 @@ export interface LockInfo {
 
 export type RunStatus = "initialising" | "running" | "finished" | "interrupted" | "failed";
 
-/** Thrown when a run is locked by a live process. */
+/**
+ * Thrown when a run is locked by a live process (by `resume` while another process runs
+ * it): `dir` is the run directory, `holder` the lock's process id, host and start time
+ * (ISO 8601). A lock left by a dead process on this host is taken over, not thrown; one
+ * held from another host always counts as live.
+ */
 export class RunLockedError extends Error {
   constructor(
     readonly dir: string,

@@ -29,7 +29,9 @@ export interface CheckOptions {
  * mode: a uid of its own; rootless mode: the user's own uid, root only inside), no
  * capabilities, no_new_privs, no network interface but lo, nothing of the host's files,
  * a writable /work, and the programs the skills need. Callers refuse to grade when !ok,
- * unless the user explicitly opts into runUnsandboxed.
+ * unless the user explicitly opts into runUnsandboxed. A sandbox that cannot be built is
+ * reported in `problems`, not thrown; throws only for a `require` entry that is not a plain
+ * program name or an invalid mode.
  */
 export async function checkSandbox(opts: CheckOptions = {}): Promise<SandboxCheck> {
   const needed = opts.require ?? ["python3", "bash"];

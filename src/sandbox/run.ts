@@ -401,7 +401,8 @@ export interface SandboxRunOptions extends SandboxOptions {
 /**
  * Runs an untrusted program in a throw-away sandbox and reports how it ended. A program
  * that fails, hits a limit or times out is a result, never an exception; SandboxError is
- * thrown only when the sandbox itself cannot be built.
+ * thrown only when the sandbox itself cannot be built (no usable tool or mode, setup failed),
+ * and an Error for invalid options, tool or mode (also from CYCLEQD_SANDBOX_TOOL/_MODE).
  */
 export async function runSandboxed(opts: SandboxRunOptions): Promise<SandboxResult> {
   const o = resolveOptions(opts);

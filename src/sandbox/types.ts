@@ -5,6 +5,11 @@ export type SandboxTool = "unshare" | "bwrap";
 /** root: a uid of its own per sandbox; rootless: a user namespace of an ordinary user. */
 export type SandboxMode = "root" | "rootless";
 
+/**
+ * One program to run in a fresh sandbox: its argv, input files, stdin and limits. Limits
+ * must be positive integers (times in ms or s, sizes in bytes as named); `runSandboxed`
+ * throws an Error for a bad option (before starting anything).
+ */
 export interface SandboxOptions {
   /** argv inside the sandbox; argv[0] is looked up on the sandbox's PATH. */
   command: string[];
@@ -41,16 +46,23 @@ export interface SandboxOptions {
   readOnlyPaths?: string[];
 }
 
+/**
+ * How a sandboxed program ended. A failing, killed or timed-out program is reported here,
+ * never thrown.
+ */
 export interface SandboxResult {
   /** Exit status, or null when the program was killed by a signal. */
   exitCode: number | null;
   /** Name of the signal that ended the program ("SIGKILL"), or null. */
   signal: string | null;
+  /** Output as UTF-8, each cut at maxOutputBytes. */
   stdout: string;
   stderr: string;
+  /** The wall clock (timeoutMs) ran out and the sandbox was killed. */
   timedOut: boolean;
   /** True when stdout, stderr or a collected file went past maxOutputBytes. */
   outputTruncated: boolean;
+  /** Wall-clock milliseconds, sandbox start-up included. */
   durationMs: number;
   /**
    * What went wrong, in words ("timed out after 5000 ms", "exit 1 (memory limit ...)");

@@ -40,6 +40,13 @@ interface Job {
   prompt: string;
 }
 
+/**
+ * Scores `model` on every problem of `split` for each skill: pass rate in [0, 1] and mean
+ * per-token log-likelihood (nats) of the references, by skill name. Throws for repeated skill
+ * names, a `limit` that is not an integer ≥ 0, no working sandbox (unless `unsafe` or a
+ * `runner`), a failed generation or scoring, and a grader that throws; a wrong answer is a
+ * failed problem, never an error.
+ */
 export async function evaluateSkills(
   model: SkillModel,
   skills: Skill[],

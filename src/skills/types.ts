@@ -40,7 +40,13 @@ export interface GradeContext {
   run: Runner;
 }
 
+/**
+ * A task the search scores models on: problems in four disjoint splits, the prompt format,
+ * and a grader that executes the answer. A model's score on a skill is its pass rate in
+ * [0, 1] over a split (`evaluateSkills`).
+ */
 export interface Skill<P extends Problem = Problem> {
+  /** Unique among the skills of a run: the task name (e.g. "code"). */
   name: string;
   /** The problems of one split, generated (or loaded) once and cached. */
   problems(split: Split): P[];
@@ -50,6 +56,7 @@ export interface Skill<P extends Problem = Problem> {
   stop: string[];
   /** Appended to the reference when its likelihood is scored (the answer's end marker). */
   terminator: string;
+  /** Most tokens the model may generate per answer. */
   maxTokens: number;
   /** Executes the answer and judges it. Never throws for a bad answer. */
   grade(problem: P, output: string, ctx: GradeContext): Promise<Grade>;

@@ -58,7 +58,12 @@ const MAX_ARRAY_ITEMS = 1 << 24;
 const MIN_KV_BYTES = 13;
 const MIN_TENSOR_INFO_BYTES = 24;
 
-/** Opens a GGUF file (version 2 or 3) for lazy reading. Close it when done. */
+/**
+ * Opens a GGUF file (version 2 or 3) for lazy reading: only the header is parsed here. Close
+ * it when done. Throws, naming the path, when the file cannot be opened, is not a regular
+ * file, or its header is not valid GGUF (bad magic or version, truncated, corrupt lengths),
+ * and on a big-endian host. `read` throws for a type it cannot convert to float32.
+ */
 export async function openGguf(path: string): Promise<GgufReader> {
   assertLittleEndianHost();
   const fh = await open(path, "r").catch((e: NodeJS.ErrnoException) => {

@@ -31,7 +31,12 @@ const CONVERT_CHUNK = 1 << 20;
 
 /**
  * Writes a GGUF v3 file. `general.alignment` is written only when it is not the default 32;
- * `tensors` keep their order, and thunks in `data` are called one at a time.
+ * `tensors` keep their order, and thunks in `data` are called one at a time. `shape` is
+ * PyTorch order (reversed into GGUF's ne). The file is written as `path`.tmp and renamed.
+ * Throws, before writing, for bad metadata (empty or duplicate keys, invalid values), an
+ * alignment that is not a power of two or conflicts with `general.alignment`, or a bad
+ * tensor (empty, duplicate or over-63-byte name, dtype other than F32/F16/BF16, bad shape,
+ * data length ≠ shape); while writing, when a thunk's data does not fit or a write fails.
  */
 export async function writeGguf(
   path: string,

@@ -6,7 +6,8 @@ export type AnyTensorReader = GgufReader | SafetensorsReader;
 
 /**
  * Opens a GGUF file, a safetensors file, or a Hugging Face checkpoint directory (sharded or
- * not), telling them apart by content rather than by file name.
+ * not), telling them apart by content rather than by file name. Throws when `path` does not
+ * exist, and as `openGguf` or `openSafetensors` when the file is not valid.
  */
 export async function openTensorFile(path: string): Promise<AnyTensorReader> {
   let info: Awaited<ReturnType<typeof stat>>;

@@ -45,6 +45,8 @@ interface Located {
 /**
  * Opens a .safetensors file, a sharded checkpoint's `model.safetensors.index.json`, or a
  * directory holding either. Only headers are read here; `read` fetches one tensor at a time.
+ * Throws a SafetensorsError naming the file when it is missing or unreadable, its header is
+ * invalid or corrupt, or an index and its shards disagree.
  */
 export async function openSafetensors(path: string): Promise<SafetensorsReader> {
   assertLittleEndianHost();

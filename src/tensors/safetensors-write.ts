@@ -35,7 +35,10 @@ export interface ShardedWriteResult {
  * Writes tensors (F32/F16/BF16) to one .safetensors file. Data thunks are called one at a
  * time and each tensor is written before the next is loaded. The file appears under `path`
  * only when complete. `__metadata__` gets `format: "pt"` unless given, since transformers
- * refuses safetensors metadata without a format.
+ * refuses safetensors metadata without a format. Throws a SafetensorsError, before writing,
+ * for an invalid, duplicate or unwritable tensor (name, dtype, shape) or metadata that is
+ * not an object of strings; while writing, when a tensor's data does not match its shape or
+ * a write fails (the partial file is removed).
  */
 export async function writeSafetensors(
   path: string,

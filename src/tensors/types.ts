@@ -12,7 +12,11 @@ export interface TensorInfo {
   byteLength: number;
 }
 
-/** A tensor file opened for lazy, per-tensor reading (GGUF, safetensors, or a sharded set). */
+/**
+ * A tensor file opened for lazy, per-tensor reading (GGUF, safetensors, or a sharded set);
+ * `close` it when done. `info` and `read` throw for an unknown name, `read` after `close`
+ * and for a dtype it cannot convert.
+ */
 export interface TensorReader {
   readonly path: string;
   readonly format: "gguf" | "safetensors";
@@ -30,7 +34,9 @@ export interface TensorReader {
  */
 export interface TensorToWrite {
   name: string;
+  /** Storage type in the file; the data is float32 and converted on write. */
   dtype: FloatDType;
+  /** PyTorch order, slowest dimension first. */
   shape: number[];
   data: Float32Array | (() => Promise<Float32Array>);
 }

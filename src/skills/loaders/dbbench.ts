@@ -218,6 +218,14 @@ export interface DbBenchOptions {
   format?: (p: DbBenchProblem) => string;
 }
 
+/**
+ * AgentBench DB files as the skill `db` (or `opts.name`): one SQL statement on one line, at
+ * most `maxTokens` tokens (default 256), run on the problem's tables in SQLite in the
+ * sandbox. Reads every file now (JSON, JSON array or JSONL, per split or one pool divided by
+ * `assign`); throws a DataError naming file, line and field for an unreadable file, one
+ * with no records, a malformed record, or a problem in two splits, and an Error for an
+ * unknown split or no files at all.
+ */
 export function loadDbBenchSkill(
   sources: SplitSources,
   opts: DbBenchOptions = {},

@@ -93,6 +93,15 @@ export interface MbppOptions {
   format?: (p: MbppProblem) => string;
 }
 
+/**
+ * MBPP or MBPP+ files as the skill `code` (or `opts.name`): the MBPP prompt, answers up to
+ * `[DONE]`, at most `maxTokens` tokens (default 512), graded by running the tests with
+ * python3 in the sandbox. Reads every file now (JSON, JSON array or JSONL, per split or
+ * one pool divided by `assign`; for MBPP's single file, `all` with `assign: mbppSplitOf`);
+ * throws a DataError naming file, line and field for an unreadable file, one with no
+ * records, a malformed record, or a problem in two splits, and an Error for an unknown
+ * split or no files at all.
+ */
 export function loadMbppSkill(sources: SplitSources, opts: MbppOptions = {}): Skill<MbppProblem> {
   const problems = loadSplits("mbpp", sources, parseMbppRecord);
   const stop = ["[DONE]"];

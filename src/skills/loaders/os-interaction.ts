@@ -251,6 +251,14 @@ export function osEpisode(run: Runner, p: OsInteractionProblem, maxOutput = 800)
 /** Stop strings for `runEpisodes` with `osEpisode`. */
 export const OS_EPISODE_STOP = ["\nOS:"];
 
+/**
+ * AgentBench OS files as the skill `os` (or `opts.name`): one bash command (or an
+ * AgentBench "Act:" turn), at most `maxTokens` tokens (default 256), judged in the sandbox.
+ * Reads every file now (JSON, JSON array or JSONL, per split or one pool divided by
+ * `assign`); throws a DataError naming file, line and field for an unreadable file, one
+ * with no records, a malformed record, or a problem in two splits, and an Error for an
+ * unknown split or no files at all.
+ */
 export function loadOsInteractionSkill(
   sources: SplitSources,
   opts: OsInteractionOptions = {},

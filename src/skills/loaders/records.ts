@@ -12,6 +12,10 @@ export interface SourceRecord {
   value: Record<string, unknown>;
 }
 
+/**
+ * A data-set file is unreadable or malformed, or its splits overlap. The message names the
+ * file and, where it applies, the 1-based line and the field.
+ */
 export class DataError extends Error {
   override name = "DataError";
 }
