@@ -9,6 +9,13 @@ import { encodeGenome, seedGenome } from "../src/qd/index.ts";
 import { createPoolEvaluator, RunStore, run, validateConfig } from "../src/run/index.ts";
 import { evaluatorSetup } from "../src/run/model-evaluator.ts";
 import { Rng } from "../src/util/rng.ts";
+import {
+  describeKill,
+  expectedAfterKill,
+  type KillPoint,
+  type KillReport,
+  killPlan,
+} from "./helpers/kill-plan.ts";
 import { dumpRun, tinyConfig, writeConfig, writeTinyZoo } from "./run-fixtures.ts";
 
 let dir: string;
@@ -22,119 +29,198 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function cli(args: string[]): ChildProcess {
-  return spawn(process.execPath, ["bin/cycleqd.js", ...args, "--quiet"], { stdio: "ignore" });
-}
-
 function exited(p: ChildProcess): Promise<number | null> {
   if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve(p.exitCode);
   return new Promise((r) => p.once("exit", (code) => r(code)));
 }
 
-/** The finished children's indices and commit numbers, read after a kill. */
-async function finishedChildren(out: string): Promise<{ index: number[]; seq: number[] } | null> {
-  if (!(await stat(join(out, "run.db")).catch(() => null))) return null;
-  const store = await RunStore.open(out, { readonly: true });
+interface Session {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * One run or resume in a subprocess (test/helpers/kill-run.ts) that kills itself with
+ * SIGKILL at `spec.kill`. `marker` goes into its environment, which its workers inherit.
+ */
+function session(spec: Record<string, unknown>, marker: string): Promise<Session> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(
+      process.execPath,
+      ["--import", "tsx", "test/helpers/kill-run.ts", JSON.stringify(spec)],
+      { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CYCLEQD_KILL_TEST: marker } },
+    );
+    let stdout = "";
+    let stderr = "";
+    p.stdout?.on("data", (d) => {
+      stdout += d;
+    });
+    p.stderr?.on("data", (d) => {
+      stderr += d;
+    });
+    p.on("error", reject);
+    p.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
+function lastLine(s: Session): unknown {
+  const lines = s.stdout.trim().split("\n");
   try {
-    const c = store.children({ withGenomes: false });
-    return { index: c.map((x) => x.index), seq: c.map((x) => x.seq) };
-  } finally {
-    store.close();
+    return JSON.parse(lines[lines.length - 1]);
+  } catch {
+    assert.fail(`no report on stdout (exit ${s.code}, ${s.signal}):\n${s.stdout}\n${s.stderr}`);
   }
 }
 
-/** Live processes running the pool's worker module. */
-async function workerProcesses(): Promise<number[]> {
-  const out: number[] = [];
+/** Live processes whose environment carries `marker` (a session's and its workers'). */
+async function markedProcesses(marker: string): Promise<string[]> {
+  const out: string[] = [];
   for (const pid of await readdir("/proc").catch(() => [])) {
     if (!/^\d+$/.test(pid)) continue;
+    const env = await readFile(`/proc/${pid}/environ`, "utf8").catch(() => "");
+    if (!env.split("\0").includes(`CYCLEQD_KILL_TEST=${marker}`)) continue;
     const cmd = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
-    if (cmd.includes("src/run/worker.ts")) out.push(Number(pid));
+    out.push(`${pid} ${cmd.replaceAll("\0", " ")}`);
   }
   return out;
 }
 
-async function sleep(ms: number): Promise<void> {
-  await new Promise((r) => setTimeout(r, ms));
-}
+type Dump = Awaited<ReturnType<typeof dumpRun>>;
 
 /**
- * Starts the run as a subprocess and kills it with SIGKILL at random moments, resuming
- * each time, then lets the last resume finish. The first kill lands at a random time in
- * start-up or the seeds' evaluation; each later one once 1–3 more children have finished,
- * plus a random part of an evaluation. After every kill the finished children must be
- * distinct, committed 1..n without gaps, and never fewer than before.
+ * Runs `plan` against a run in `out`: a subprocess per kill point, each started as a new run
+ * (the first) or a resume, each killing itself with SIGKILL at its point; then a last resume
+ * that must finish the run. After every kill it checks that the kill happened where planned
+ * and that the store holds exactly what the point implies (`expectedAfterKill`): the children
+ * committed before are all there and unchanged, the new ones are the ones the point allows
+ * and as many as it says, commits are numbered 1..n without gaps, no child twice, and no
+ * process of the killed session outlives it. With `ref` (one worker) the committed children
+ * must moreover be the first n of the uninterrupted run, record for record.
  */
-async function killAndResume(
-  out: string,
-  cfgPath: string,
-  kills: number,
-  seed: number,
-  log: (msg: string) => void,
-) {
-  const rng = new Rng(seed);
-  let before = 0;
-  let killed = 0;
-  for (let i = 0; i <= kills; i++) {
-    const started = await stat(join(out, "run.db")).catch(() => null);
-    const p = started ? cli(["resume", out]) : cli(["run", cfgPath, "--out", out]);
-    if (i < kills) {
-      if (i === 0) await Promise.race([sleep(500 + rng.uniform() * 3000), exited(p)]);
-      else {
-        const want = before + 1 + rng.int(3);
-        while (p.exitCode === null && ((await finishedChildren(out))?.index.length ?? 0) < want) {
-          await sleep(50);
-        }
-        await Promise.race([sleep(rng.uniform() * 800), exited(p)]);
-      }
-      p.kill("SIGKILL");
-      const code = await exited(p);
-      if (p.signalCode === "SIGKILL") killed++;
-      else assert.equal(code, 0, "a run that was not killed finishes");
-    } else {
-      assert.equal(await exited(p), 0, "the last resume finishes the run");
-    }
-    const f = await finishedChildren(out);
-    log(`${i < kills ? "killed" : "finished"}: ${f ? f.index.length : "no run yet"} children`);
-    if (!f) continue;
-    const n = f.index.length;
-    assert.equal(new Set(f.index).size, n, "no child is recorded twice");
-    assert.deepEqual(
-      f.seq,
-      Array.from({ length: n }, (_, j) => j + 1),
-      "commits are gap-free",
+async function killAndResume(opts: {
+  out: string;
+  config: Record<string, unknown>;
+  plan: KillPoint[];
+  ref?: Dump;
+  log: (msg: string) => void;
+}): Promise<Dump> {
+  const { out, plan, ref } = opts;
+  const generations = opts.config.generations as number;
+  const workers = opts.config.workers as number;
+  const marker = `${process.pid}-${out}`;
+  const seen = new Map<number, Dump["children"][number]>();
+  let before: number[] = [];
+  for (const [i, kill] of [...plan, null].entries()) {
+    const fresh = !(await stat(join(out, "run.db")).catch(() => null));
+    assert.equal(fresh, i === 0, "only the first session starts the run");
+    const s = await session(
+      fresh ? { out, kill, config: opts.config, baseDir: dir } : { out, kill },
+      marker,
     );
-    assert.ok(n >= before, "no finished child is lost");
-    before = n;
+    if (!kill) {
+      assert.equal(s.code, 0, `the last resume finishes the run:\n${s.stderr}`);
+      assert.deepEqual(lastLine(s), { done: "finished" });
+      break;
+    }
+    const what = `kill ${i + 1} (${describeKill(kill)})`;
+    assert.equal(s.signal, "SIGKILL", `${what} did not happen: exit ${s.code}\n${s.stderr}`);
+    const report = lastLine(s) as KillReport;
+    assert.deepEqual(report.kill, kill, `${what} is the kill that happened`);
+    const exp = expectedAfterKill(kill, before, generations, workers);
+    const d = await dumpRun(out);
+    const index = d.children.map((c) => c.index);
+    opts.log(
+      `${what}${report.index ? ` at child ${report.index}` : ""}${report.sawModel === false ? " (result before its model was seen)" : ""}: committed [${index.join(", ")}]`,
+    );
+
+    // The kill landed where the plan says, on the run's state the plan implies.
+    if (exp.index !== undefined) assert.equal(report.index, exp.index, `${what}: the child`);
+    if (exp.indexAmong) assert.ok(exp.indexAmong.includes(report.index as number), what);
+    if (kill.at === "commit") assert.ok(index.includes(report.index as number), what);
+    const setupDone = kill.at !== "factors" && kill.at !== "seed";
+    assert.deepEqual(
+      d.seeds.map((x) => x.seed),
+      setupDone ? [0, 1, 2] : [],
+      `${what}: the seeds`,
+    );
+    assert.equal(d.ranges !== null, setupDone, `${what}: the archives' ranges`);
+    assert.equal(d.status === "finished", false, what);
+
+    // Exactly the children the point implies, nothing lost, nothing twice, no gaps.
+    assert.equal(index.length, exp.count, `${what}: how many children are committed`);
+    assert.deepEqual(
+      d.children.map((c) => c.seq),
+      Array.from({ length: index.length }, (_, j) => j + 1),
+      `${what}: commits are gap-free`,
+    );
+    assert.equal(new Set(index).size, index.length, `${what}: no child is recorded twice`);
+    for (const b of before) assert.ok(index.includes(b), `${what}: child ${b} was lost`);
+    for (const x of index.filter((x) => !before.includes(x)))
+      assert.ok(exp.among.includes(x), `${what}: child ${x} cannot be committed yet`);
+    for (const x of exp.absent) assert.ok(!index.includes(x), `${what}: child ${x} is committed`);
+    for (const c of d.children) {
+      const was = seen.get(c.index);
+      if (was) assert.deepEqual(c, was, `${what}: child ${c.index} changed`);
+      else seen.set(c.index, c);
+    }
+    if (ref) {
+      assert.deepEqual(d.children, ref.children.slice(0, index.length), `${what}: children`);
+      if (setupDone) assert.deepEqual(d.seeds, ref.seeds, `${what}: seeds`);
+    }
+
+    // Nothing of the killed session lives on (pool workers exit with their parent).
+    for (let j = 0; (await markedProcesses(marker)).length > 0; j++) {
+      assert.ok(j < 100, `${what}: orphaned processes: ${await markedProcesses(marker)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    before = index;
   }
-  return killed;
+  const final = await dumpRun(out);
+  assert.equal(final.status, "finished");
+  for (const [x, c] of seen) {
+    assert.deepEqual(
+      final.children.find((f) => f.index === x),
+      c,
+      `child ${x}, committed before a kill, is in the finished run unchanged`,
+    );
+  }
+  return final;
 }
 
-test("kill -9 at random moments, resume: one worker ends equal to an uninterrupted run", async (t) => {
-  const cfg = tinyConfig(dir, { generations: 8 });
+test("kill -9 at seeded points, resume: one worker ends equal to an uninterrupted run", async (t) => {
+  const config = tinyConfig(dir, { generations: 8 });
   const ref = join(dir, "ref");
-  await run(validateConfig(cfg, dir), { out: ref });
+  await run(validateConfig(config, dir), { out: ref });
+  const want = await dumpRun(ref);
 
-  const cfgPath = join(dir, "w1.yaml");
-  await writeConfig(cfgPath, cfg);
-  const out = join(dir, "w1");
-  const killed = await killAndResume(out, cfgPath, 3, 11, (m) => t.diagnostic(m));
-  assert.ok(killed >= 2, `the run was killed ${killed} times`);
-  const got = await dumpRun(out);
+  const plan = killPlan(new Rng(5), { kills: 4, generations: 8, workers: 1, seeds: 3 });
+  t.diagnostic(`plan: ${plan.map(describeKill).join("; ")}`);
+  const got = await killAndResume({
+    out: join(dir, "w1"),
+    config,
+    plan,
+    ref: want,
+    log: (m) => t.diagnostic(m),
+  });
   assert.deepEqual(
     got.children.map((c) => c.index),
     [1, 2, 3, 4, 5, 6, 7, 8],
   );
-  assert.deepEqual(got, await dumpRun(ref));
+  assert.deepEqual(got, want);
 });
 
-test("kill -9 at random moments, resume: two workers lose and duplicate nothing", async (t) => {
-  const cfgPath = join(dir, "w2.yaml");
-  await writeConfig(cfgPath, tinyConfig(dir, { generations: 10, workers: 2 }));
-  const out = join(dir, "w2");
-  const killed = await killAndResume(out, cfgPath, 3, 23, (m) => t.diagnostic(m));
-  assert.ok(killed >= 2, `the run was killed ${killed} times`);
-  const got = await dumpRun(out);
+test("kill -9 at seeded points, resume: two workers lose and duplicate nothing", async (t) => {
+  const config = tinyConfig(dir, { generations: 10, workers: 2 });
+  const plan = killPlan(new Rng(2), { kills: 4, generations: 10, workers: 2, seeds: 3 });
+  t.diagnostic(`plan: ${plan.map(describeKill).join("; ")}`);
+  const got = await killAndResume({
+    out: join(dir, "w2"),
+    config,
+    plan,
+    log: (m) => t.diagnostic(m),
+  });
   assert.equal(got.status, "finished");
   assert.deepEqual(
     got.children.map((c) => c.index).sort((a, b) => a - b),
@@ -149,11 +235,6 @@ test("kill -9 at random moments, resume: two workers lose and duplicate nothing"
     got.finals.map((f) => f.name),
     ["aggregate", "best-mean"],
   );
-  // Workers of killed runs exit with their parent.
-  for (let i = 0; (await workerProcesses()).length > 0; i++) {
-    assert.ok(i < 50, `orphaned workers: ${await workerProcesses()}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 });
 
 test("Ctrl-C stops after the evaluation in flight and leaves a resumable run", async () => {

@@ -246,9 +246,13 @@ describe("a tiny run", () => {
       assert.equal(c.mutation.kind, "svd");
       assert.ok(c.mutationR && c.mutationR.length > 0);
     }
-    // Every elite is an individual of the run and sits where its scores put it.
-    const ids = new Set([0, 1, 2, ...d.children.map((c) => c.id)]);
-    for (const e of d.elites) assert.ok(ids.has(e.id));
+    for (const s of d.seeds) {
+      for (const v of Object.values(s.scores))
+        assert.ok(Number.isFinite(v.meanLogLikelihood) && v.meanLogLikelihood < 0);
+    }
+    // Every elite is an individual of the run and sits where its scores put it; every
+    // recorded outcome, metric and final's source agrees with the recorded scores.
+    checkArchives(d, defaultConfig().archive.bins);
     assert.deepEqual(
       d.finals.map((f) => f.name),
       ["aggregate", "best-mean"],
@@ -287,6 +291,120 @@ describe("a tiny run", () => {
     assert.equal(JSON.parse(cli.stdout).finished, 6);
   });
 });
+
+type Dump = Awaited<ReturnType<typeof dumpRun>>;
+
+/**
+ * Checks a finished run's archives against its individuals' recorded scores, from first
+ * principles (SPEC: MAP-Elites grid per task k, quality = score on k, cells = G equal bins
+ * of each other task's score within the paper's ranges, row-major in task order; a newcomer
+ * takes an empty cell or replaces a strictly worse incumbent; seeds first, then children in
+ * commit order):
+ * - the recorded ranges are the paper's (0.85 × weakest seed … 1.15 × strongest, per task);
+ * - every seed's and child's recorded outcome in every archive (cell, new-cell / improved /
+ *   rejected, incumbent) is what offering it gives; a child's `entered` counts its entries;
+ * - each child's recorded metrics are the archives' right after it;
+ * - the elites are exactly the best individual of every occupied cell (the earliest on a
+ *   tie), with its quality and the commit that put it there;
+ * - the finals' sources: the aggregate's are each archive's best elite with softmax
+ *   weights; best-mean's is the elite with the highest mean score, with its scores.
+ */
+function checkArchives(d: Dump, bins: number): void {
+  const K = SKILLS.length;
+  const ranges = d.ranges;
+  assert.ok(ranges, "the archives are initialised");
+  const vec = (s: Scores) => SKILLS.map((n) => s[n].score);
+  const seedScores = d.seeds.map((s) => vec(s.scores));
+  for (let j = 0; j < K; j++) {
+    const col = seedScores.map((x) => x[j]);
+    const lo = Math.min(...col) - 0.15 * Math.abs(Math.min(...col));
+    let hi = Math.max(...col) + 0.15 * Math.abs(Math.max(...col));
+    if (!(hi > lo)) hi = lo + 1;
+    assert.ok(Math.abs(ranges[j][0] - lo) < 1e-12 && Math.abs(ranges[j][1] - hi) < 1e-12);
+  }
+  const bin = (x: number, [lo, hi]: readonly [number, number]) =>
+    Math.min(bins - 1, Math.max(0, Math.floor(((x - lo) / (hi - lo)) * bins)));
+  const cellOf = (scores: number[], k: number) => {
+    let cell = 0;
+    for (let j = 0; j < K; j++) if (j !== k) cell = cell * bins + bin(scores[j], ranges[j]);
+    return cell;
+  };
+  interface Held {
+    id: number;
+    scores: number[];
+    seq: number;
+  }
+  const archives = SKILLS.map(() => new Map<number, Held>());
+  const offer = (ind: Held, recorded: unknown, what: string) => {
+    const results = archives.map((cells, k) => {
+      const cell = cellOf(ind.scores, k);
+      const inc = cells.get(cell);
+      if (!inc) {
+        cells.set(cell, ind);
+        return { outcome: "new-cell", cell };
+      }
+      if (ind.scores[k] > inc.scores[k]) {
+        cells.set(cell, ind);
+        return { outcome: "improved", cell, incumbent: inc.id };
+      }
+      return { outcome: "rejected", cell, incumbent: inc.id };
+    });
+    assert.deepEqual(recorded, results, `${what}: its outcomes`);
+    return results;
+  };
+  const cells = bins ** (K - 1);
+  for (const s of d.seeds)
+    offer({ id: s.seed, scores: vec(s.scores), seq: 0 }, s.outcomes, `seed ${s.seed}`);
+  for (const c of d.children) {
+    const what = `child ${c.index}`;
+    const results = offer({ id: c.id, scores: vec(c.scores), seq: c.seq }, c.outcomes, what);
+    assert.equal(c.entered, results.filter((r) => r.outcome !== "rejected").length, what);
+    archives.forEach((held, k) => {
+      const q = [...held.entries()].sort(([a], [b]) => a - b).map(([, e]) => e.scores[k]);
+      const m = c.metrics[k];
+      assert.equal(m.task, k);
+      assert.equal(m.filled, held.size, `${what}: archive ${k} filled`);
+      assert.equal(m.cells, cells);
+      assert.equal(m.coverage, held.size / cells);
+      assert.ok(Math.abs(m.qdScore - q.reduce((a, b) => a + b, 0)) < 1e-9, `${what}: qdScore`);
+      assert.equal(m.bestQuality, Math.max(...q), `${what}: archive ${k} best`);
+    });
+  }
+  const elites = archives.flatMap((held, k) =>
+    [...held.entries()]
+      .sort(([a], [b]) => a - b)
+      .map(([cell, e]) => ({ archive: k, cell, id: e.id, quality: e.scores[k], seq: e.seq })),
+  );
+  assert.deepEqual(d.elites, elites, "the elites are the best of their cells");
+
+  const scoresOf = new Map<number, Scores>([
+    ...d.seeds.map((s) => [s.seed, s.scores] as const),
+    ...d.children.map((c) => [c.id, c.scores] as const),
+  ]);
+  const [agg, bestMean] = d.finals;
+  const best = archives.map((held, k) => {
+    let top: Held | undefined;
+    for (const [, e] of [...held.entries()].sort(([a], [b]) => a - b))
+      if (!top || e.scores[k] > top.scores[k]) top = e;
+    return top as Held;
+  });
+  assert.deepEqual(
+    agg.sources.ids,
+    best.map((e) => e.id),
+    "the aggregate uses each archive's best elite",
+  );
+  const z = best.map((e, k) => Math.exp(e.scores[k]));
+  const beta = agg.sources.beta ?? [];
+  z.forEach((x, k) => {
+    assert.ok(Math.abs(beta[k] - x / z.reduce((a, b) => a + b, 0)) < 1e-12, "softmax weights");
+  });
+  const mean = (e: Held) => e.scores.reduce((a, b) => a + b, 0) / K;
+  const all = archives.flatMap((held) => [...held.values()]);
+  const top = Math.max(...all.map(mean));
+  const bestId = Math.min(...all.filter((e) => mean(e) === top).map((e) => e.id));
+  assert.deepEqual(bestMean.sources.ids, [bestId], "best-mean is the elite of highest mean");
+  assert.deepEqual(bestMean.scoresOpt, scoresOf.get(bestId));
+}
 
 /**
  * A scripted evaluator (scores from the genome's numbers) makes the archives fill and
@@ -341,6 +459,7 @@ test("archives fill, and an interrupted run resumes to the uninterrupted result"
   const outcomes = ref.children.flatMap((c) => c.outcomes.map((o) => o.outcome));
   assert.ok(outcomes.includes("new-cell") && outcomes.includes("improved"), "the archives change");
   assert.ok(ref.elites.length > 6);
+  checkArchives(ref, defaultConfig().archive.bins);
 
   const cut = join(dir, "scripted-cut");
   for (const stopAt of [7, 19]) {
