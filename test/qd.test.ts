@@ -6,6 +6,7 @@ import {
   activeTaskName,
   aggregate,
   archiveMetrics,
+  betterElite,
   binIndex,
   CycleQD,
   childMetrics,
@@ -111,6 +112,22 @@ describe("archive", () => {
     assert.equal(a.offer({ id: 5, scores: [0.1, 0.9, 0.1], payload: "e" }).outcome, "new-cell");
     assert.equal(a.size, 2);
     assert.equal(a.best()?.id, 4);
+  });
+
+  test("the best elite: highest quality, then the highest mean score, then the lowest id", () => {
+    const a = new Archive<string>({ task: 0, numTasks: 3, bins: 4, ranges: unitRanges(3) });
+    // Equal quality 0.7 in three cells; the one that holds more of the other skills wins,
+    // whatever cell it sits in.
+    a.offer({ id: 7, scores: [0.7, 0.9, 0.1], payload: "x" });
+    a.offer({ id: 3, scores: [0.7, 0.1, 0.1], payload: "y" });
+    a.offer({ id: 5, scores: [0.7, 0.6, 0.6], payload: "z" });
+    assert.equal(a.best()?.id, 5);
+    a.offer({ id: 9, scores: [0.7, 0.5, 0.7], payload: "w" }); // same mean as 5: lower id wins
+    assert.equal(a.best()?.id, 5);
+    a.offer({ id: 11, scores: [0.71, 0, 0], payload: "v" }); // quality first
+    assert.equal(a.best()?.id, 11);
+    assert.ok(betterElite({ id: 2, scores: [0.5, 0.5] }, { id: 1, scores: [0.5, 0.4] }, 0));
+    assert.ok(!betterElite({ id: 2, scores: [0.5, 0.4] }, { id: 1, scores: [0.5, 0.4] }, 0));
   });
 
   test("a child is offered to every archive, each judging its own quality", () => {

@@ -306,8 +306,8 @@ type Dump = Awaited<ReturnType<typeof dumpRun>>;
  * - each child's recorded metrics are the archives' right after it;
  * - the elites are exactly the best individual of every occupied cell (the earliest on a
  *   tie), with its quality and the commit that put it there;
- * - the finals' sources: the aggregate's are each archive's best elite with softmax
- *   weights; best-mean's is the elite with the highest mean score, with its scores.
+ * - the finals' sources: the aggregate's are each archive's best elite (quality, then mean,
+ *   then id) with softmax weights; best-mean's is the elite with the highest mean score, with its scores.
  */
 function checkArchives(d: Dump, bins: number): void {
   const K = SKILLS.length;
@@ -382,11 +382,13 @@ function checkArchives(d: Dump, bins: number): void {
     ...d.children.map((c) => [c.id, c.scores] as const),
   ]);
   const [agg, bestMean] = d.finals;
+  const mean = (e: Held) => e.scores.reduce((a, b) => a + b, 0) / K;
+  // Each archive's best: the highest quality, then the highest mean score, then the lowest id.
   const best = archives.map((held, k) => {
-    let top: Held | undefined;
-    for (const [, e] of [...held.entries()].sort(([a], [b]) => a - b))
-      if (!top || e.scores[k] > top.scores[k]) top = e;
-    return top as Held;
+    const ranked = [...held.values()].sort(
+      (a, b) => b.scores[k] - a.scores[k] || mean(b) - mean(a) || a.id - b.id,
+    );
+    return ranked[0] as Held;
   });
   assert.deepEqual(
     agg.sources.ids,
@@ -398,7 +400,6 @@ function checkArchives(d: Dump, bins: number): void {
   z.forEach((x, k) => {
     assert.ok(Math.abs(beta[k] - x / z.reduce((a, b) => a + b, 0)) < 1e-12, "softmax weights");
   });
-  const mean = (e: Held) => e.scores.reduce((a, b) => a + b, 0) / K;
   const all = archives.flatMap((held) => [...held.values()]);
   const top = Math.max(...all.map(mean));
   const bestId = Math.min(...all.filter((e) => mean(e) === top).map((e) => e.id));

@@ -148,6 +148,24 @@ function checkScores(where: string, scores: readonly number[], k: number): void 
  * unless they are K finite numbers; methods taking a cell throw for an index outside the
  * grid.
  */
+/**
+ * Whether `a` is a better elite than `b` for task `task`: a higher score on the task, or an
+ * equal one and a higher mean score over all tasks, or both equal and a lower id. Scores on a
+ * split of a few dozen problems tie often, and the final model merges one best elite per
+ * archive, so a tie goes to the elite that holds more of the other skills.
+ */
+export function betterElite(
+  a: { id: number; scores: readonly number[] },
+  b: { id: number; scores: readonly number[] },
+  task: number,
+): boolean {
+  if (a.scores[task] !== b.scores[task]) return a.scores[task] > b.scores[task];
+  const mean = (s: readonly number[]) => s.reduce((x, y) => x + y, 0) / s.length;
+  const ma = mean(a.scores);
+  const mb = mean(b.scores);
+  return ma !== mb ? ma > mb : a.id < b.id;
+}
+
 export class Archive<T> {
   /** k: index (0-based) of the task whose score is the quality. */
   readonly task: number;
@@ -223,10 +241,13 @@ export class Archive<T> {
     return [...this.cells.values()].sort((x, y) => x.cell - y.cell);
   }
 
-  /** The elite with the highest quality (the lowest cell wins a tie). */
+  /**
+   * The best elite: the highest quality; among equal qualities the highest mean score over
+   * all tasks, then the lowest id (`betterElite`). Undefined for an empty archive.
+   */
   best(): Elite<T> | undefined {
     let best: Elite<T> | undefined;
-    for (const e of this.elites()) if (!best || this.quality(e) > this.quality(best)) best = e;
+    for (const e of this.elites()) if (!best || betterElite(e, best, this.task)) best = e;
     return best;
   }
 

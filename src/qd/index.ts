@@ -8,6 +8,7 @@ export {
   Archive,
   type ArchiveConfig,
   type BinRange,
+  betterElite,
   binIndex,
   checkRanges,
   type Elite,

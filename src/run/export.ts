@@ -8,6 +8,7 @@ import { exportHfSafetensors, loadGguf } from "../llm/export.ts";
 import type { SeedFactors } from "../materialise/factors.ts";
 import { materialiseGguf } from "../materialise/materialise.ts";
 import { softmax } from "../qd/aggregate.ts";
+import { betterElite } from "../qd/archive.ts";
 import { combineGenomes, decodeGenome, type Genome } from "../qd/genome.ts";
 import { openGguf } from "../tensors/gguf.ts";
 import { runFactors } from "./seed-factors.ts";
@@ -91,26 +92,44 @@ class RunModels {
     return decodeGenome(bytes, this.factors.layout);
   }
 
+  private scoresById?: Map<number, number[]>;
+
+  /** An individual's scores on every task, in task order. */
+  scores(id: number): number[] {
+    if (!this.scoresById) {
+      const skills = this.store.config.skills;
+      const all = [
+        ...this.store.seeds().map((s) => [s.seed, s.scores] as const),
+        ...this.store.children({ withGenomes: false }).map((c) => [c.id, c.scores] as const),
+      ];
+      this.scoresById = new Map(all.map(([i, sc]) => [i, skills.map((n) => sc[n].score)]));
+    }
+    const found = this.scoresById.get(id);
+    if (!found) throw new Error(`run ${this.store.dir} has no individual with id ${id}`);
+    return found;
+  }
+
   async close(): Promise<void> {
     await this.factors.close();
     this.store.close();
   }
 }
 
-/** The best elite (highest quality, then lowest id) of each archive. */
-function bestElites(rows: readonly EliteRow[], K: number): EliteRow[] {
+/** The best elite of each archive (`betterElite`: as the run's own final aggregate). */
+function bestElites(run: RunModels, K: number): EliteRow[] {
+  const rows = run.store.elites();
   const best: EliteRow[] = [];
   for (let k = 0; k < K; k++) {
     const mine = rows.filter((r) => r.archive === k);
     if (mine.length === 0) throw new Error(`archive ${k} is empty; the run has not started yet`);
-    mine.sort((a, b) => b.quality - a.quality || a.id - b.id);
-    best.push(mine[0]);
+    const withScores = mine.map((r) => ({ row: r, id: r.id, scores: run.scores(r.id) }));
+    best.push(withScores.reduce((x, y) => (betterElite(y, x, k) ? y : x)).row);
   }
   return best;
 }
 
 /**
- * θ_agg = θ₀ + Σ_k β_k τ_k*, β = softmax of each archive's best quality (ties: lowest id),
+ * θ_agg = θ₀ + Σ_k β_k τ_k*, β = softmax of each archive's best quality (`betterElite`),
  * of the run in `dir` as it is now, written to `out` (GGUF path). Only reads the run; the
  * seed factors come from the cache or are computed. Throws when `dir` is not a run, the run
  * has not recorded its models or any archive is empty yet, an input model is missing, or
@@ -124,7 +143,7 @@ export async function aggregateRun(
   const run = await RunModels.open(dir);
   try {
     const skills = run.store.config.skills;
-    const elites = bestElites(run.store.elites(), skills.length);
+    const elites = bestElites(run, skills.length);
     const beta = softmax(elites.map((e) => e.quality));
     const genome = combineGenomes(elites.map((e, k) => [beta[k], run.genome(e.id)] as const));
     await writeGenomeModel(genome, run.base, run.factors, out, opts.safetensors);
