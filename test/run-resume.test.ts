@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { loadOrComputeFactors } from "../src/materialise/index.ts";
 import { encodeGenome, seedGenome } from "../src/qd/index.ts";
+import { readReportData, reportHtml } from "../src/report/index.ts";
 import { createPoolEvaluator, RunStore, run, validateConfig } from "../src/run/index.ts";
 import { evaluatorSetup } from "../src/run/model-evaluator.ts";
 import { Rng } from "../src/util/rng.ts";
@@ -209,6 +210,11 @@ test("kill -9 at seeded points, resume: one worker ends equal to an uninterrupte
     [1, 2, 3, 4, 5, 6, 7, 8],
   );
   assert.deepEqual(got, want);
+  // Its report too: the same page as the uninterrupted run's, timings left out (they are
+  // the only thing a kill changes) and the run directory's name aside.
+  const page = async (d: string) =>
+    reportHtml({ ...(await readReportData(d, { timings: false })), name: "run" });
+  assert.equal(await page(join(dir, "w1")), await page(ref));
 });
 
 test("kill -9 at seeded points, resume: two workers lose and duplicate nothing", async (t) => {

@@ -6,6 +6,7 @@ import { evalCommand } from "./commands/eval.ts";
 import { init } from "./commands/init.ts";
 import { inspect } from "./commands/inspect.ts";
 import { merge } from "./commands/merge.ts";
+import { report, serve } from "./commands/report.ts";
 import { resume } from "./commands/resume.ts";
 import { run } from "./commands/run.ts";
 import { status } from "./commands/status.ts";
@@ -17,6 +18,8 @@ const commands: Command[] = [
   run,
   resume,
   status,
+  report,
+  serve,
   aggregate,
   exportCmd,
   merge,

@@ -1,8 +1,10 @@
 /**
  * What `cycleqd run` and `cycleqd resume` share: event output (human lines, --quiet,
- * --json lines) and Ctrl-C handling (the first stops after the evaluations in flight, the
- * second at once; either way the run can be resumed).
+ * --json lines), Ctrl-C handling (the first stops after the evaluations in flight, the
+ * second at once; either way the run can be resumed), the live view beside the run, and the
+ * report written at the end.
  */
+import { type ReportServer, serveReport, writeReport } from "../report/index.ts";
 import { formatEvent } from "./format.ts";
 import type { RunEvent, RunResult } from "./runner.ts";
 
@@ -39,5 +41,51 @@ export async function withInterrupts(
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
+  }
+}
+
+/**
+ * Runs `fn` with the live view of its run served from the moment the run store exists
+ * (the "start" event) until the run ends; `port` null serves nothing.
+ */
+export async function withLiveView(
+  port: number | null,
+  onEvent: (e: RunEvent) => void,
+  fn: (onEvent: (e: RunEvent) => void) => Promise<number>,
+  out: (line: string) => void = console.log,
+): Promise<number> {
+  if (port === null) return fn(onEvent);
+  let server: Promise<ReportServer | null> | undefined;
+  const code = await fn((e) => {
+    onEvent(e);
+    if (e.type === "start" && !server) {
+      server = serveReport(e.dir, { port }).then(
+        (s) => {
+          out(`live view: ${s.url}`);
+          return s;
+        },
+        (err: Error) => {
+          out(`warning: no live view (${err.message}); the run goes on`);
+          return null;
+        },
+      );
+    }
+  });
+  await (await server)?.close();
+  return code;
+}
+
+/** Writes RUN/report.html after a run or resume and says where; a failure only warns. */
+export async function finishReport(
+  dir: string,
+  mode: OutputMode,
+  out: (line: string) => void = console.log,
+): Promise<void> {
+  try {
+    const { path } = await writeReport(dir);
+    if (mode === "json") out(JSON.stringify({ type: "report", path }));
+    else if (mode === "human") out(`report: ${path}`);
+  } catch (e) {
+    out(`warning: the report could not be written (${(e as Error).message})`);
   }
 }

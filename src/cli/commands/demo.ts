@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { mergeModels } from "../../merge/index.ts";
+import { writeReport } from "../../report/index.ts";
 import { reporter, withInterrupts } from "../../run/cli-support.ts";
 import { type RunConfig, smallBudgetConfig, validateConfig, zooPath } from "../../run/config.ts";
 import { createInProcessEvaluator } from "../../run/evaluator.ts";
@@ -143,10 +144,12 @@ Options:
     console.log(`\nHeld-out test scores (${config.split.test} problems per skill):\n`);
     console.log(resultTable(config.skills, rows));
     const rel = (p: string) => relative(process.cwd(), p) || ".";
+    const report = await writeReport(out);
     console.log(`
 search: ${searchSeconds.toFixed(0)} s, total ${((performance.now() - started) / 1000).toFixed(0)} s
 run:    ${rel(out)}   (cycleqd status ${rel(out)})
-model:  ${rel(join(out, "model.gguf"))}   (the CycleQD aggregate; cycleqd eval / inspect it)`);
+model:  ${rel(join(out, "model.gguf"))}   (the CycleQD aggregate; cycleqd eval / inspect it)
+report: ${rel(report.path)}   (open it in a browser: archives, curves, lineage)`);
     return 0;
   },
 };
