@@ -96,16 +96,24 @@ describe("MBPP / EvalPlus loader", () => {
 
   test("malformed files name the file, the line and the field", () => {
     assert.throws(
-      () => loadMbppSkill({ files: { train: fx("mbpp-bad-field.jsonl") } }),
+      () => loadMbppSkill({ files: { train: fx("mbpp-bad-field.jsonl") } }, { strict: true }),
       (e: Error) =>
         e instanceof DataError &&
         e.message.includes("mbpp-bad-field.jsonl:2:") &&
         e.message.includes('"test_list", "test", "assertion"'),
     );
     assert.throws(
-      () => loadMbppSkill({ files: { train: fx("mbpp-bad-json.jsonl") } }),
+      () => loadMbppSkill({ files: { train: fx("mbpp-bad-json.jsonl") } }, { strict: true }),
       /mbpp-bad-json\.jsonl:3: not valid JSON/,
     );
+    // Without strict, a bad record is left out and listed; the others load.
+    const lenient = loadMbppSkill({ files: { train: fx("mbpp-bad-json.jsonl") } });
+    assert.deepEqual(
+      lenient.skipped?.map((r) => [r.file, r.line]),
+      [[fx("mbpp-bad-json.jsonl"), 3]],
+    );
+    assert.match(lenient.skipped?.[0].reason ?? "", /^not valid JSON/);
+    assert.ok(lenient.problems("train").length > 0);
     assert.throws(
       () => loadMbppSkill({ files: { train: fx("missing.jsonl") } }),
       /cannot read .*missing\.jsonl/,
@@ -121,6 +129,9 @@ describe("MBPP / EvalPlus loader", () => {
       [2, 4],
     );
     assert.throws(() => parseRecords("[1, 2]", "y.json"), /y\.json:1: expected a JSON object/);
+    const bad: number[] = [];
+    assert.equal(parseRecords('[1, {"a": 2}]', "y.json", (_, line) => bad.push(line)).length, 1);
+    assert.deepEqual(bad, [1]);
   });
 });
 
@@ -183,7 +194,7 @@ describe("AgentBench DB loader", () => {
 
   test("malformed rows name the file, the line and the field", () => {
     assert.throws(
-      () => loadDbBenchSkill({ files: { test: fx("dbbench-bad.jsonl") } }),
+      () => loadDbBenchSkill({ files: { test: fx("dbbench-bad.jsonl") } }, { strict: true }),
       (e: Error) =>
         e.message.startsWith(`${fx("dbbench-bad.jsonl")}:2: field "table"`) &&
         e.message.includes("table_info.rows[1] must be an array of 3 values"),
@@ -239,11 +250,11 @@ describe("AgentBench OS loader (one turn)", () => {
 
   test("malformed problems name the file, the line and the field", () => {
     assert.throws(
-      () => loadOsInteractionSkill({ files: { test: fx("os-bad.json") } }),
+      () => loadOsInteractionSkill({ files: { test: fx("os-bad.json") } }, { strict: true }),
       (e: Error) => e.message === `${fx("os-bad.json")}:6: field "evaluation" is missing`,
     );
     assert.throws(
-      () => loadOsInteractionSkill({ files: { test: fx("os.json") } }),
+      () => loadOsInteractionSkill({ files: { test: fx("os.json") } }, { strict: true }),
       /field "evaluation\.check\[1\]\.file": cannot read .*integer-match\.py/,
     );
   });

@@ -138,17 +138,6 @@ function checkScores(where: string, scores: readonly number[], k: number): void 
 }
 
 /**
- * One MAP-Elites grid A_k over K tasks: at most one elite per cell, the cell given by the
- * K − 1 BC scores and the elite kept by quality (the score on `task`). `T` is the payload
- * each individual carries (a `Genome` in a run). Scores are any finite numbers (pass rates
- * in [0, 1] in a run); scores outside a BC axis's range fall into its first or last bin.
- * The constructor throws when `numTasks` is not an integer ≥ 2, `task` is not in
- * 0..K−1, `bins` is not a positive integer, the grid would exceed 2^32 cells, or `ranges`
- * does not give one finite [lo, hi] with hi > lo per task. Methods taking scores throw
- * unless they are K finite numbers; methods taking a cell throw for an index outside the
- * grid.
- */
-/**
  * Whether `a` is a better elite than `b` for task `task`: a higher score on the task, or an
  * equal one and a higher mean score over all tasks, or both equal and a lower id. Scores on a
  * split of a few dozen problems tie often, and the final model merges one best elite per
@@ -166,6 +155,17 @@ export function betterElite(
   return ma !== mb ? ma > mb : a.id < b.id;
 }
 
+/**
+ * One MAP-Elites grid A_k over K tasks: at most one elite per cell, the cell given by the
+ * K − 1 BC scores and the elite kept by quality (the score on `task`). `T` is the payload
+ * each individual carries (a `Genome` in a run). Scores are any finite numbers (pass rates
+ * in [0, 1] in a run); scores outside a BC axis's range fall into its first or last bin.
+ * The constructor throws when `numTasks` is not an integer ≥ 2, `task` is not in
+ * 0..K−1, `bins` is not a positive integer, the grid would exceed 2^32 cells, or `ranges`
+ * does not give one finite [lo, hi] with hi > lo per task. Methods taking scores throw
+ * unless they are K finite numbers; methods taking a cell throw for an index outside the
+ * grid.
+ */
 export class Archive<T> {
   /** k: index (0-based) of the task whose score is the quality. */
   readonly task: number;

@@ -99,7 +99,15 @@ async function evaluateWith(
     const p = gate(async () => {
       const output = extractAnswer(text, j.skill.stop);
       const g = await j.skill.grade(j.problem, output, { run });
-      return { id: j.problem.id, prompt: j.prompt, output, pass: g.pass, reason: g.reason };
+      const gradable = g.gradable !== false;
+      return {
+        id: j.problem.id,
+        prompt: j.prompt,
+        output,
+        pass: gradable && g.pass,
+        reason: g.reason,
+        gradable,
+      };
     });
     // Failures surface from the Promise.all below, not as unhandled rejections meanwhile.
     p.catch(() => {});
@@ -146,8 +154,10 @@ async function evaluateWith(
       for (const lp of scores[i].logprobs) sum += lp;
       count += scores[i].logprobs.length;
     });
+    const graded = mine.filter((d) => d.gradable);
     out[skill.name] = {
-      score: mine.length ? mine.filter((d) => d.pass).length / mine.length : 0,
+      score: graded.length ? graded.filter((d) => d.pass).length / graded.length : 0,
+      ungradable: mine.length - graded.length,
       meanLogLikelihood: count ? sum / count : Number.NaN,
       details: mine,
     };

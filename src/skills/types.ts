@@ -31,6 +31,12 @@ export interface Grade {
   pass: boolean;
   /** "ok" on a pass, otherwise what went wrong, e.g. "syntax error". */
   reason: string;
+  /**
+   * false when the problem cannot be graded here at all, whatever the answer (its setup
+   * failed, or it needs what the sandbox cannot give, such as root-owned paths): it is then
+   * reported and left out of the pass rate, never counted as a failure. Default true.
+   */
+  gradable?: boolean;
 }
 
 /** Runs one command in a fresh, isolated working directory (the sandbox, or not). */
@@ -60,6 +66,16 @@ export interface Skill<P extends Problem = Problem> {
   maxTokens: number;
   /** Executes the answer and judges it. Never throws for a bad answer. */
   grade(problem: P, output: string, ctx: GradeContext): Promise<Grade>;
+  /** Records of the skill's data files that were left out as malformed (loaded skills). */
+  skipped?: readonly SkippedRecord[];
+}
+
+/** A data-set record left out of a skill: where it is and why. */
+export interface SkippedRecord {
+  file: string;
+  /** 1-based line of the record in its file. */
+  line: number;
+  reason: string;
 }
 
 /** What skills need of a model: batched greedy generation and likelihood scoring. */
@@ -71,11 +87,15 @@ export interface ProblemResult {
   output: string;
   pass: boolean;
   reason: string;
+  /** false: the problem could not be graded here and is left out of the pass rate. */
+  gradable: boolean;
 }
 
 export interface SkillResult {
-  /** Pass rate in [0, 1]. */
+  /** Pass rate in [0, 1] over the gradable problems (0 when none is gradable). */
   score: number;
+  /** Problems that could not be graded here, left out of the pass rate. */
+  ungradable: number;
   /** Mean per-token log-likelihood of the reference answers (NaN when not scored). */
   meanLogLikelihood: number;
   details: ProblemResult[];

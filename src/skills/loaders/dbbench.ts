@@ -9,7 +9,7 @@ import { runSql, type SqlOutcome, type SqlValue, type TableSpec } from "../db/ru
 import { clip, extractAnswer } from "../text.ts";
 import type { Grade, Problem, Runner, Skill, Split } from "../types.ts";
 import { DataError, Fields, type SourceRecord } from "./records.ts";
-import { loadSplits, type SplitSources } from "./splits.ts";
+import { type LoadOptions, loadSplits, type SplitSources } from "./splits.ts";
 
 const MUTATIONS = ["INSERT", "UPDATE", "DELETE"];
 
@@ -212,7 +212,7 @@ function dbBenchPrompt(p: DbBenchProblem): string {
   return `${info}Question: ${p.instruction}\nSQL: `;
 }
 
-export interface DbBenchOptions {
+export interface DbBenchOptions extends LoadOptions {
   name?: string;
   maxTokens?: number;
   format?: (p: DbBenchProblem) => string;
@@ -230,11 +230,12 @@ export function loadDbBenchSkill(
   sources: SplitSources,
   opts: DbBenchOptions = {},
 ): Skill<DbBenchProblem> {
-  const problems = loadSplits("dbbench", sources, parseDbBenchRecord);
+  const { problems, skipped } = loadSplits("dbbench", sources, parseDbBenchRecord, opts);
   const stop = ["\n"];
   return {
     name: opts.name ?? "db",
     problems,
+    skipped,
     format: opts.format ?? dbBenchPrompt,
     stop,
     terminator: "\n",

@@ -7,7 +7,7 @@ import { gradePython } from "../code/harness.ts";
 import { extractAnswer } from "../text.ts";
 import type { Problem, Skill, Split } from "../types.ts";
 import { DataError, Fields, type SourceRecord } from "./records.ts";
-import { loadSplits, type SplitSources } from "./splits.ts";
+import { type LoadOptions, loadSplits, type SplitSources } from "./splits.ts";
 
 export interface MbppProblem extends Problem {
   taskId: string;
@@ -87,7 +87,7 @@ function mbppPrompt(p: MbppProblem): string {
   );
 }
 
-export interface MbppOptions {
+export interface MbppOptions extends LoadOptions {
   name?: string;
   maxTokens?: number;
   format?: (p: MbppProblem) => string;
@@ -103,11 +103,12 @@ export interface MbppOptions {
  * split or no files at all.
  */
 export function loadMbppSkill(sources: SplitSources, opts: MbppOptions = {}): Skill<MbppProblem> {
-  const problems = loadSplits("mbpp", sources, parseMbppRecord);
+  const { problems, skipped } = loadSplits("mbpp", sources, parseMbppRecord, opts);
   const stop = ["[DONE]"];
   return {
     name: opts.name ?? "code",
     problems,
+    skipped,
     format: opts.format ?? mbppPrompt,
     stop,
     terminator: "\n[DONE]",

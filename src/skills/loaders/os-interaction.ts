@@ -21,7 +21,7 @@ import { type Script, ShellSession } from "../os/session.ts";
 import { clip, extractAnswer } from "../text.ts";
 import type { Grade, Problem, Runner, Skill, Split } from "../types.ts";
 import { DataError, Fields, type SourceRecord } from "./records.ts";
-import { loadSplits, type SplitSources } from "./splits.ts";
+import { type LoadOptions, loadSplits, type SplitSources } from "./splits.ts";
 
 export type Evaluation =
   | { kind: "match"; answer: string; strip: boolean }
@@ -35,7 +35,7 @@ export interface OsInteractionProblem extends Problem {
   labels: string[];
 }
 
-export interface OsInteractionOptions {
+export interface OsInteractionOptions extends LoadOptions {
   name?: string;
   /** Where `{"file": ...}` scripts live (AgentBench's script_dir); default: the data file's folder. */
   scriptDir?: string;
@@ -263,12 +263,16 @@ export function loadOsInteractionSkill(
   sources: SplitSources,
   opts: OsInteractionOptions = {},
 ): Skill<OsInteractionProblem> {
-  const problems = loadSplits("os-interaction", sources, (rec, id, split) =>
-    parseOsRecord(rec, id, split, opts.scriptDir),
+  const { problems, skipped } = loadSplits(
+    "os-interaction",
+    sources,
+    (rec, id, split) => parseOsRecord(rec, id, split, opts.scriptDir),
+    opts,
   );
   return {
     name: opts.name ?? "os",
     problems,
+    skipped,
     format: (p) => miniPrompt(p.instruction),
     stop: MINI_STOP,
     terminator: "\n",

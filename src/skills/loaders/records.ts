@@ -69,8 +69,16 @@ function asObject(file: string, line: number, v: unknown): Record<string, unknow
   return v as Record<string, unknown>;
 }
 
-/** Parses JSONL (one object per line) or a JSON array / single object, by content. */
-export function parseRecords(text: string, file: string): SourceRecord[] {
+/**
+ * Parses JSONL (one object per line) or a JSON array / single object, by content. A line or
+ * element that is not a JSON object goes to `bad` when given (the rest still load), and
+ * throws a DataError otherwise; a JSON array that does not parse always throws.
+ */
+export function parseRecords(
+  text: string,
+  file: string,
+  bad?: (err: DataError, line: number) => void,
+): SourceRecord[] {
   const trimmed = text.trimStart();
   if (trimmed.startsWith("[") || (trimmed.startsWith("{") && !file.endsWith(".jsonl"))) {
     let data: unknown;
@@ -79,41 +87,74 @@ export function parseRecords(text: string, file: string): SourceRecord[] {
     } catch (e) {
       // A JSONL file whose name does not say so: fall through to line-by-line parsing.
       if (trimmed.startsWith("[")) throw parseError(file, text, e);
-      return parseLines(text, file);
+      return parseLines(text, file, bad);
     }
     if (!Array.isArray(data)) return [{ file, line: 1, index: 0, value: asObject(file, 1, data) }];
     const offsets = elementOffsets(text);
-    return data.map((v, i) => {
+    const out: SourceRecord[] = [];
+    data.forEach((v, i) => {
       const line = lineAt(text, offsets[i] ?? 0);
-      return { file, line, index: i, value: asObject(file, line, v) };
+      const value = tolerate(() => asObject(file, line, v), line, bad);
+      if (value) out.push({ file, line, index: i, value });
     });
+    return out;
   }
-  return parseLines(text, file);
+  return parseLines(text, file, bad);
 }
 
-function parseLines(text: string, file: string): SourceRecord[] {
+/** `fn()`, or undefined after handing its DataError to `bad` (rethrown without one). */
+function tolerate<T>(
+  fn: () => T,
+  line: number,
+  bad: ((err: DataError, line: number) => void) | undefined,
+): T | undefined {
+  try {
+    return fn();
+  } catch (e) {
+    if (!(e instanceof DataError) || !bad) throw e;
+    bad(e, line);
+    return undefined;
+  }
+}
+
+function parseLines(
+  text: string,
+  file: string,
+  bad: ((err: DataError, line: number) => void) | undefined,
+): SourceRecord[] {
   const out: SourceRecord[] = [];
   text.split("\n").forEach((raw, i) => {
     if (raw.trim() === "") return;
-    let v: unknown;
-    try {
-      v = JSON.parse(raw);
-    } catch (e) {
-      throw new DataError(`${file}:${i + 1}: not valid JSON (${(e as Error).message})`);
-    }
-    out.push({ file, line: i + 1, index: out.length, value: asObject(file, i + 1, v) });
+    const value = tolerate(
+      () => {
+        let v: unknown;
+        try {
+          v = JSON.parse(raw);
+        } catch (e) {
+          throw new DataError(`${file}:${i + 1}: not valid JSON (${(e as Error).message})`);
+        }
+        return asObject(file, i + 1, v);
+      },
+      i + 1,
+      bad,
+    );
+    if (value) out.push({ file, line: i + 1, index: out.length, value });
   });
   return out;
 }
 
-export function readRecords(file: string): SourceRecord[] {
+/** The records of `file`; bad ones go to `bad` when given (see `parseRecords`). */
+export function readRecords(
+  file: string,
+  bad?: (err: DataError, line: number) => void,
+): SourceRecord[] {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
   } catch (e) {
     throw new DataError(`cannot read ${file}: ${(e as Error).message}`);
   }
-  const recs = parseRecords(text, file);
+  const recs = parseRecords(text, file, bad);
   if (recs.length === 0) throw new DataError(`${file}: no records found`);
   return recs;
 }
