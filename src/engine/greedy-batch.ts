@@ -28,6 +28,8 @@ interface Slot {
   stops: string[];
   /** Length of the longest stop string (0: none). */
   longest: number;
+  /** Spell special tokens in the text (GenerateRequest.special). */
+  special: boolean;
 }
 
 export interface GreedyBatchJob {
@@ -74,6 +76,7 @@ export async function generateGreedyBatch(job: GreedyBatchJob): Promise<Generate
       checked: 0,
       stops: requests[i].stop ?? [],
       longest: (requests[i].stop ?? []).reduce((m, x) => Math.max(m, x.length), 0),
+      special: requests[i].special === true,
     };
   };
   const finish = (k: number, result: GenerateResult) => {
@@ -125,12 +128,16 @@ export async function generateGreedyBatch(job: GreedyBatchJob): Promise<Generate
         const s = slots[k] as Slot;
         s.count++;
         if (model.isEogToken(token as Token)) {
-          finish(k, { text: model.detokenize(s.generated, false), tokens: s.count, finish: "eos" });
+          finish(k, {
+            text: model.detokenize(s.generated, s.special),
+            tokens: s.count,
+            finish: "eos",
+          });
           return;
         }
         s.generated.push(token as Token);
         if (s.longest > 0) {
-          const current = model.detokenize(s.generated, false);
+          const current = model.detokenize(s.generated, s.special);
           const at = findStop(current, s.stops, s.checked - s.longest - 1);
           s.checked = current.length;
           if (at >= 0) {
@@ -140,7 +147,7 @@ export async function generateGreedyBatch(job: GreedyBatchJob): Promise<Generate
         }
         if (s.count >= s.budget) {
           finish(k, {
-            text: model.detokenize(s.generated, false),
+            text: model.detokenize(s.generated, s.special),
             tokens: s.count,
             finish: "length",
           });

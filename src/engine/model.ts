@@ -59,10 +59,10 @@ export class LlamaCppModel implements EngineModel {
     this.addBos = model.tokens.shouldPrependBosToken && this.bos !== null;
   }
 
-  tokenize(text: string): number[] {
+  tokenize(text: string, opts: { special?: boolean } = {}): number[] {
     this.checkAlive("tokenize");
     if (typeof text !== "string") throw new Error("tokenize needs a string");
-    return this.model.tokenize(text, false);
+    return this.model.tokenize(text, opts.special === true);
   }
 
   detokenize(tokens: readonly number[]): string {
@@ -78,7 +78,9 @@ export class LlamaCppModel implements EngineModel {
     validateGenerateRequests(requests);
     const parallel =
       opts.parallel === undefined ? this.parallel : validateParallel(opts.parallel, "parallel");
-    const prompts = requests.map((r, i) => this.promptTokens(r.prompt, `generate request ${i}`));
+    const prompts = requests.map((r, i) =>
+      this.promptTokens(r.prompt, r.special === true, `generate request ${i}`),
+    );
     prompts.forEach((p, i) => {
       if (p.length >= this.contextSize) {
         throw new Error(
@@ -136,8 +138,9 @@ export class LlamaCppModel implements EngineModel {
     this.checkAlive("score");
     validateScoreRequests(requests);
     const inputs = requests.map((r, i) => {
-      const prompt = this.promptTokens(r.prompt, `score request ${i}`);
-      const continuation = this.continuationTokens(r.prompt, r.continuation);
+      const special = r.special === true;
+      const prompt = this.promptTokens(r.prompt, special, `score request ${i}`);
+      const continuation = this.continuationTokens(r.prompt, r.continuation, special);
       if (prompt.length === 0) {
         throw new Error(
           `score request ${i}: the prompt is empty and ${this.path} adds no BOS token, so the ` +
@@ -185,9 +188,10 @@ export class LlamaCppModel implements EngineModel {
     if (this.disposed) throw new Error(`${what}: the model ${this.path} has been disposed`);
   }
 
-  private promptTokens(prompt: string, what: string): Token[] {
-    const tokens = this.model.tokenize(prompt, false);
-    if (this.addBos) tokens.unshift(this.bos as Token);
+  /** With `special`, a prompt that starts with BOS (chat-template output) keeps that one. */
+  private promptTokens(prompt: string, special: boolean, what: string): Token[] {
+    const tokens = this.model.tokenize(prompt, special);
+    if (this.addBos && !(special && tokens[0] === this.bos)) tokens.unshift(this.bos as Token);
     if (tokens.length === 0) {
       throw new Error(`${what}: the prompt is empty and the model adds no BOS token`);
     }
@@ -199,11 +203,11 @@ export class LlamaCppModel implements EngineModel {
    * merge across the boundary is scored as the model would read the full text); tokenized on
    * its own when the prompt's tokens are not a prefix of the joint tokenization.
    */
-  private continuationTokens(prompt: string, continuation: string): Token[] {
-    const alone = this.model.tokenize(prompt, false);
-    const joint = this.model.tokenize(prompt + continuation, false);
+  private continuationTokens(prompt: string, continuation: string, special: boolean): Token[] {
+    const alone = this.model.tokenize(prompt, special);
+    const joint = this.model.tokenize(prompt + continuation, special);
     const isPrefix = alone.length < joint.length && alone.every((t, i) => joint[i] === t);
-    return isPrefix ? joint.slice(alone.length) : this.model.tokenize(continuation, false);
+    return isPrefix ? joint.slice(alone.length) : this.model.tokenize(continuation, special);
   }
 
   /**
@@ -253,6 +257,7 @@ export class LlamaCppModel implements EngineModel {
   ): Promise<GenerateResult> {
     await seq.clearHistory();
     const stops = request.stop ?? [];
+    const special = request.special === true;
     const longestStop = stops.reduce((m, s) => Math.max(m, s.length), 0);
     // Stop before the sequence is full: node-llama-cpp would otherwise shift the context.
     const budget = Math.min(request.maxTokens, this.contextSize - prompt.length);
@@ -269,7 +274,7 @@ export class LlamaCppModel implements EngineModel {
       }
       generated.push(token);
       if (longestStop > 0) {
-        const current = this.model.detokenize(generated, false);
+        const current = this.model.detokenize(generated, special);
         // A stop string completed by the newest token starts at most longestStop - 1 characters
         // before the previously checked end; a partial UTF-8 tail can shift that end by one.
         const at = findStop(current, stops, checked - longestStop - 1);
@@ -282,7 +287,7 @@ export class LlamaCppModel implements EngineModel {
       }
       if (count >= budget) break;
     }
-    return { text: text ?? this.model.detokenize(generated, false), tokens: count, finish };
+    return { text: text ?? this.model.detokenize(generated, special), tokens: count, finish };
   }
 
   private async scoreOne(

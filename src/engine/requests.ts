@@ -21,6 +21,7 @@ export function validateGenerateRequests(requests: GenerateRequest[]): void {
         }
       }
     }
+    checkSpecial(r.special, at);
   });
 }
 
@@ -33,7 +34,14 @@ export function validateScoreRequests(requests: ScoreRequest[]): void {
     if (typeof r.continuation !== "string" || r.continuation.length === 0) {
       throw new Error(`${at}: continuation must be a non-empty string`);
     }
+    checkSpecial(r.special, at);
   });
+}
+
+function checkSpecial(special: unknown, at: string): void {
+  if (special !== undefined && typeof special !== "boolean") {
+    throw new Error(`${at}: special must be a boolean, got ${String(special)}`);
+  }
 }
 
 export function validateParallel(value: unknown, what: string): number {

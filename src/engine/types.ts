@@ -55,6 +55,13 @@ export interface GenerateRequest {
   maxTokens: number;
   /** Generation ends at the first occurrence of any of these strings in the generated text. */
   stop?: string[];
+  /**
+   * The prompt is chat-template output (skills/chat.ts): special-token text in it, such as
+   * `<|user|>`, is read as those tokens; a BOS it starts with is not doubled; and special
+   * tokens the model generates are spelled in the text, so that the template's end-of-turn
+   * strings work as stops. Default false: all text is plain (the byte-vocabulary zoo).
+   */
+  special?: boolean;
 }
 
 export type FinishReason = "stop" | "eos" | "length";
@@ -91,6 +98,8 @@ export interface ScoreRequest {
    * the continuation tokenized alone.
    */
   continuation: string;
+  /** Special-token text is read as tokens, as in `GenerateRequest.special`. Default false. */
+  special?: boolean;
 }
 
 /** How likely a model finds a continuation (`EngineModel.score`), in nats. */
@@ -123,8 +132,11 @@ export interface EngineModel {
   /** Results come back in request order. */
   generate(requests: GenerateRequest[], opts?: GenerateOptions): Promise<GenerateResult[]>;
   score(requests: ScoreRequest[]): Promise<ScoreResult[]>;
-  /** Text to token ids, without BOS; special-token text is not parsed. */
-  tokenize(text: string): number[];
+  /**
+   * Text to token ids, without BOS; special-token text is parsed only with `special: true`
+   * (as `generate` and `score` read a `special` prompt).
+   */
+  tokenize(text: string, opts?: { special?: boolean }): number[];
   /** Token ids to text; control tokens spell nothing. */
   detokenize(tokens: readonly number[]): string;
   dispose(): Promise<void>;

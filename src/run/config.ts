@@ -3,12 +3,15 @@
  * includes) and checked field by field before any work starts. Relative model paths are
  * relative to the config file; omitted models default to the embedded zoo.
  */
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse as parseYaml } from "yaml";
+import type { ChatConfig } from "../skills/chat.ts";
+import { MINI_SKILLS, SKILL_KINDS, type SkillKind, type SkillSource } from "./skill-sources.ts";
 
-export const SKILL_NAMES = ["code", "os", "db"] as const;
+export const SKILL_NAMES = MINI_SKILLS;
 
 /**
  * A checked run config with every default filled in (`validateConfig`, `defaultConfig`).
@@ -24,6 +27,11 @@ export interface RunConfig {
   };
   /** Task names, in task-index order. */
   skills: string[];
+  /**
+   * Where each skill's problems come from, by name: the built-in miniature skills
+   * (`kind: mini`, the default for code, os and db) or data files in a benchmark's format.
+   */
+  skillSources: Record<string, SkillSource>;
   /** Seed of the skills' problem generation. */
   skillSeed: number;
   /** Problems per skill in the optimisation and held-out test splits. */
@@ -72,6 +80,12 @@ export interface RunConfig {
    * "single": one sandbox per answer. Verdicts are the same.
    */
   grading: "batch" | "single";
+  /**
+   * Prompts through the model's chat template (`tokenizer.chat_template` in its GGUF):
+   * "auto" uses it when there is one (instruct models) and raw prompts otherwise (the tiny
+   * zoo); "none" always raw. `system` is the system prompt (needs a template).
+   */
+  chat: ChatConfig;
   /** Also record each skill's mean log-likelihood of its reference answers (not used by the search). */
   likelihood: boolean;
   /** After the search: evaluate the final models on opt and test, write the merged model. */
@@ -95,6 +109,7 @@ export function defaultConfig(): RunConfig {
       experts: Object.fromEntries(SKILL_NAMES.map((s) => [s, zooPath(`${s}.gguf`)])),
     },
     skills: [...SKILL_NAMES],
+    skillSources: Object.fromEntries(SKILL_NAMES.map((s) => [s, { kind: "mini", strict: false }])),
     skillSeed: 1,
     split: { opt: 48, test: 96 },
     archive: { bins: 15, ranges: "paper" },
@@ -109,6 +124,7 @@ export function defaultConfig(): RunConfig {
     unsafe: false,
     grading: "batch",
     likelihood: false,
+    chat: { template: "auto" },
     final: { evaluate: true, writeModel: true },
   };
 }
@@ -210,6 +226,24 @@ class Reader {
     return v;
   }
 
+  /** One path or a list of paths to data files that must exist. */
+  files(v: unknown, path: string): string[] {
+    const list = typeof v === "string" ? [v] : v;
+    if (
+      !Array.isArray(list) ||
+      list.length === 0 ||
+      !list.every((x) => typeof x === "string" && x)
+    ) {
+      this.problems.push(`${path} must be a data file or a list of data files; got ${show(v)}`);
+      return [];
+    }
+    return list.map((f) => {
+      const abs = isAbsolute(f) ? f : resolve(this.baseDir, f);
+      if (!existsSync(abs)) this.problems.push(`${path}: no file at ${abs}`);
+      return abs;
+    });
+  }
+
   path(v: unknown, path: string, def: string): string {
     if (v === undefined) return def;
     if (typeof v !== "string" || v === "") {
@@ -218,6 +252,97 @@ class Reader {
     }
     return isAbsolute(v) ? v : resolve(this.baseDir, v);
   }
+}
+
+/**
+ * `skills`: a list whose entries are built-in skill names (code, os, db) or mappings that
+ * load a skill from data files: {name, kind, files: {opt, test, train}, pool, split: {opt,
+ * test}, strict, maxTokens, scriptDir}. Undefined when the list has problems (recorded).
+ */
+function readSkills(
+  raw: unknown,
+  r: Reader,
+): { skills: string[]; skillSources: Record<string, SkillSource> } | undefined {
+  const before = r.problems.length;
+  if (!Array.isArray(raw)) {
+    r.problems.push(
+      `skills must be a list of skill names (${SKILL_NAMES.join(", ")}) or skill mappings {name, kind, files}; got ${show(raw)}`,
+    );
+    return undefined;
+  }
+  const skills: string[] = [];
+  const skillSources: Record<string, SkillSource> = {};
+  raw.forEach((entry, i) => {
+    const at = `skills[${i}]`;
+    if (typeof entry === "string") {
+      if (!(SKILL_NAMES as readonly string[]).includes(entry)) {
+        r.problems.push(
+          `skills: unknown skill "${entry}"; built-in skills are ${SKILL_NAMES.join(", ")}, or load one from files with {name, kind, files}`,
+        );
+      }
+      skills.push(entry);
+      skillSources[entry] = { kind: "mini", strict: false };
+      return;
+    }
+    const e = r.section(entry, at, [
+      "name",
+      "kind",
+      "files",
+      "pool",
+      "split",
+      "strict",
+      "maxTokens",
+      "scriptDir",
+    ]);
+    if (typeof e.name !== "string" || !/^[A-Za-z][\w-]*$/.test(e.name)) {
+      r.problems.push(
+        `${at}.name must be a skill name (letters, digits, - or _); got ${show(e.name)}`,
+      );
+      return;
+    }
+    const name = e.name;
+    const kind = r.oneOf(e.kind, `${at}.kind`, "mini" as SkillKind, SKILL_KINDS);
+    if (e.kind === undefined)
+      r.problems.push(`${at}.kind is missing; one of ${SKILL_KINDS.join(", ")}`);
+    const src: SkillSource = { kind, strict: r.bool(e.strict, `${at}.strict`, false) };
+    if (kind === "mini") {
+      if (!(SKILL_NAMES as readonly string[]).includes(name)) {
+        r.problems.push(`${at}: the built-in skills are ${SKILL_NAMES.join(", ")}, not "${name}"`);
+      }
+    } else if ((e.files === undefined) === (e.pool === undefined)) {
+      r.problems.push(`${at} needs either files (per split: {opt, test, train}) or a pool`);
+    } else if (e.files !== undefined) {
+      const files = r.section(e.files, `${at}.files`, ["train", "opt", "test"]);
+      src.files = {};
+      for (const [split, v] of Object.entries(files)) {
+        (src.files as Record<string, string[]>)[split] = r.files(v, `${at}.files.${split}`);
+      }
+      if (files.opt === undefined) r.problems.push(`${at}.files needs an opt split to search on`);
+    } else {
+      src.pool = r.files(e.pool, `${at}.pool`);
+      if (e.split !== undefined) {
+        const sp = r.section(e.split, `${at}.split`, ["opt", "test"]);
+        src.poolSplit = {
+          opt: r.int(sp.opt, `${at}.split.opt`, 0, 1),
+          test: r.int(sp.test, `${at}.split.test`, 0, 0),
+        };
+      } else if (kind !== "mbpp" && kind !== "evalplus") {
+        r.problems.push(`${at}.split {opt: N, test: M} is needed to divide a ${kind} pool`);
+      }
+    }
+    if (e.maxTokens !== undefined) src.maxTokens = r.int(e.maxTokens, `${at}.maxTokens`, 256, 1);
+    if (e.scriptDir !== undefined) src.scriptDir = r.path(e.scriptDir, `${at}.scriptDir`, "");
+    skills.push(name);
+    skillSources[name] = src;
+  });
+  if (new Set(skills).size !== skills.length) {
+    r.problems.push(`skills must not repeat a skill; got ${show(skills)}`);
+  } else if (skills.length < 2) {
+    r.problems.push(
+      `skills must list at least two skills (CycleQD needs two or more experts); got ${show(skills)}`,
+    );
+  }
+  return r.problems.length === before ? { skills, skillSources } : undefined;
 }
 
 /**
@@ -248,33 +373,16 @@ export function validateConfig(
     "unsafe",
     "grading",
     "likelihood",
+    "chat",
     "final",
     "cacheDir",
   ]);
 
   let skills = d.skills;
+  let skillSources = d.skillSources;
   if (top.skills !== undefined) {
-    const s = top.skills;
-    if (!Array.isArray(s) || !s.every((x) => typeof x === "string")) {
-      r.problems.push(
-        `skills must be a list of skill names (${SKILL_NAMES.join(", ")}); got ${show(s)}`,
-      );
-    } else {
-      const unknown = s.filter((x) => !(SKILL_NAMES as readonly string[]).includes(x));
-      if (unknown.length) {
-        r.problems.push(
-          `skills: unknown skill ${unknown.map((x) => `"${x}"`).join(", ")}; known skills: ${SKILL_NAMES.join(", ")}`,
-        );
-      } else if (new Set(s).size !== s.length) {
-        r.problems.push(`skills must not repeat a skill; got ${show(s)}`);
-      } else if (s.length < 2) {
-        r.problems.push(
-          `skills must list at least two skills (CycleQD needs two or more experts); got ${show(s)}`,
-        );
-      } else {
-        skills = [...s];
-      }
-    }
+    const read = readSkills(top.skills, r);
+    if (read) ({ skills, skillSources } = read);
   }
 
   const models = r.section(top.models, "models", ["base", "experts"]);
@@ -368,10 +476,12 @@ export function validateConfig(
   }
   const engine = r.section(top.engine, "engine", ["threads", "parallel", "contextSize"]);
   const final = r.section(top.final, "final", ["evaluate", "writeModel"]);
+  const chat = r.section(top.chat, "chat", ["template", "system"]);
 
   const config: RunConfig = {
     models: { base, experts },
     skills,
+    skillSources,
     skillSeed: r.int(top.skillSeed, "skillSeed", d.skillSeed, -(2 ** 31), 2 ** 31 - 1),
     split: {
       opt: r.int(split.opt, "split.opt", d.split.opt, 1, 100_000),
@@ -419,6 +529,9 @@ export function validateConfig(
     unsafe: r.bool(top.unsafe, "unsafe", d.unsafe),
     grading: r.oneOf(top.grading, "grading", d.grading, ["batch", "single"] as const),
     likelihood: r.bool(top.likelihood, "likelihood", d.likelihood),
+    chat: {
+      template: r.oneOf(chat.template, "chat.template", d.chat.template, ["auto", "none"] as const),
+    },
     final: {
       evaluate: r.bool(final.evaluate, "final.evaluate", d.final.evaluate),
       writeModel: r.bool(final.writeModel, "final.writeModel", d.final.writeModel),
@@ -429,6 +542,15 @@ export function validateConfig(
   }
   if (engine.contextSize !== undefined) {
     config.engine.contextSize = r.int(engine.contextSize, "engine.contextSize", 2048, 16, 1 << 20);
+  }
+  if (chat.system !== undefined) {
+    if (typeof chat.system !== "string")
+      r.problems.push(`chat.system must be text; got ${show(chat.system)}`);
+    else if (config.chat.template === "none") {
+      r.problems.push(
+        'chat.system needs a chat template; remove it or set chat.template to "auto"',
+      );
+    } else config.chat.system = chat.system;
   }
   if (top.cacheDir !== undefined) config.cacheDir = r.path(top.cacheDir, "cacheDir", "");
   if (r.problems.length) throw new ConfigError(r.problems, source);
@@ -481,9 +603,20 @@ models:
   #   os: zoo/os.gguf
   #   db: zoo/db.gguf
 
-# The tasks, in order (known: code, os, db). The active task cycles through them.
+# The tasks, in order; the active task cycles through them. Built-in: code, os, db
+# (problems generated from templates). A skill can also come from data files in a
+# benchmark's own format, with any name, and any number K ≥ 2 of skills works:
+#   - name: py
+#     kind: mbpp          # mbpp | evalplus | dbbench | os-interaction | jsonl
+#     files: {opt: data/mbpp-opt.jsonl, test: data/mbpp-test.jsonl}
+#   - name: sql
+#     kind: dbbench
+#     pool: data/dbbench.jsonl       # one pool, divided with skillSeed:
+#     split: {opt: 100, test: 200}
+#     strict: false       # true: a malformed record fails the run (default: left out, listed)
+#     maxTokens: 256
 skills: [code, os, db]
-skillSeed: 1          # seed of the skills' generated problems
+skillSeed: 1          # seed of the built-in skills' problems and of pool splits
 
 split:
   opt: 48             # problems per skill the search optimises on
@@ -527,6 +660,11 @@ grading: batch        # batch: answers run one after another in a few long-lived
                       # single: one sandbox per answer (slower; the same verdicts)
 likelihood: false     # also record each skill's mean log-likelihood of its reference answers:
                       # a diagnostic the search does not use, about doubles evaluation time
+
+chat:
+  template: auto      # auto: the model's chat template (tokenizer.chat_template) when its GGUF
+                      # has one (instruct models), raw prompts otherwise (the tiny zoo) | none
+  # system: "You are a helpful assistant."   # the system prompt (needs a chat template)
 
 final:
   evaluate: true      # evaluate the merged model and the best elite on opt and test

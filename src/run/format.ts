@@ -30,6 +30,15 @@ export function formatEvent(e: RunEvent): string | null {
       return e.resumed
         ? `Resuming ${e.dir}: ${e.finished}/${e.generations} children done, ${e.workers} worker(s)`
         : `Run ${e.dir}: ${e.generations} generations, ${e.workers} worker(s)`;
+    case "skills":
+      return e.skills
+        .map((s) => {
+          const left = s.skipped.length
+            ? `; ${s.skipped.length} malformed record(s) left out, e.g. ${s.skipped[0].file}:${s.skipped[0].line}: ${s.skipped[0].reason}`
+            : "";
+          return `Skill ${s.name} (${s.kind}): ${s.opt} opt and ${s.test} test problems${left}`;
+        })
+        .join("\n");
     case "factors":
       return `Seed factors ${e.fromCache ? "loaded from the cache" : "computed"} (${(e.ms / 1000).toFixed(1)}s)`;
     case "seed":

@@ -12,6 +12,7 @@ import { VOCAB_SIZE } from "../llm/tokenizer.ts";
 import { plainValue } from "../tensors/gguf.ts";
 import { type AnyTensorReader, openTensorFile } from "../tensors/open.ts";
 import { PACKAGE_ROOT, type RunConfig } from "./config.ts";
+import { buildSkills } from "./skill-sources.ts";
 
 /** A model as the user named it and the GGUF file that is evaluated and factored. */
 export interface InputModel {
@@ -42,11 +43,13 @@ const HF_TOKENIZER_FILES = [
 const label = (role: string) => (role === "base" ? "models.base" : `models.experts.${role}`);
 
 /**
- * Checks the models of a config without writing anything: each exists, all share one format,
- * every expert has exactly the base's tensors with the same shapes, and all use the same
- * tokenizer. Throws one error naming the model and what differs.
+ * Checks the models and skills of a config without writing anything: each model exists, all
+ * share one format, every expert has exactly the base's tensors with the same shapes, and
+ * all use the same tokenizer; every skill's data files load. Throws one error naming the
+ * model or data file and what is wrong.
  */
 export async function checkInputs(config: RunConfig): Promise<void> {
+  buildSkills(config);
   const entries: [string, string][] = [
     ["base", config.models.base],
     ...config.skills.map((s) => [s, config.models.experts[s]] as [string, string]),

@@ -12,11 +12,13 @@ import { createGemm } from "../linalg/index.ts";
 import { createDotPool, type DotPool } from "../materialise/dot-pool.ts";
 import { materialiseGguf, openFactors, type SeedFactors } from "../materialise/index.ts";
 import { decodeGenome } from "../qd/index.ts";
-import { createMiniSkills, evaluateSkills } from "../skills/index.ts";
+import { type ChatConfig, type ChatFormatter, chatFormatterFor } from "../skills/chat.ts";
+import { evaluateSkills } from "../skills/index.ts";
 import { type Grader, openGrader } from "../skills/runner.ts";
 import type { Skill, SkillModel } from "../skills/types.ts";
 import { type GgufReader, gguf, openGguf } from "../tensors/gguf.ts";
 import type { RunConfig } from "./config.ts";
+import { buildSkills } from "./skill-sources.ts";
 import type { Scores, Timings } from "./store.ts";
 
 /** Everything a worker needs, as plain data (it crosses a process boundary). */
@@ -28,8 +30,11 @@ export interface EvaluatorSetup {
   /** The seed factors' cache entry (a directory). */
   factorsDir: string;
   skills: string[];
+  skillSources: RunConfig["skillSources"];
   skillSeed: number;
   split: { opt: number; test: number };
+  /** The model's chat template for prompts; absent (runs stored before it existed): none. */
+  chat?: ChatConfig;
   engine: { threads?: number; parallel: number; contextSize?: number };
   unsafe: boolean;
   grading: RunConfig["grading"];
@@ -52,8 +57,10 @@ export function evaluatorSetup(
     basePath,
     factorsDir,
     skills: config.skills,
+    skillSources: config.skillSources,
     skillSeed: config.skillSeed,
     split: config.split,
+    chat: config.chat,
     engine: config.engine,
     unsafe: config.unsafe,
     grading: config.grading,
@@ -78,17 +85,6 @@ export interface EvalResult {
   timings: EvalTimings;
 }
 
-/** The configured skills, in config order. */
-function buildSkills(names: readonly string[], seed: number, split: EvaluatorSetup["split"]) {
-  const all = createMiniSkills({ seed, sizes: { opt: split.opt, test: split.test } });
-  return names.map((n) => {
-    const s = all.find((x) => x.name === n);
-    if (!s)
-      throw new Error(`unknown skill "${n}"; known skills: ${all.map((x) => x.name).join(", ")}`);
-    return s;
-  });
-}
-
 export class ModelEvaluator {
   private constructor(
     private readonly setup: EvaluatorSetup,
@@ -98,12 +94,13 @@ export class ModelEvaluator {
     private readonly factors: SeedFactors,
     private readonly grader: Grader,
     private readonly gemm: Awaited<ReturnType<typeof createGemm>>,
+    private readonly chat: ChatFormatter | null,
     // Both cores are idle while a child is materialised (one worker): build tensors on both.
     private readonly pool: DotPool = createDotPool(),
   ) {}
 
   static async create(setup: EvaluatorSetup): Promise<ModelEvaluator> {
-    const skills = buildSkills(setup.skills, setup.skillSeed, setup.split);
+    const skills = buildSkills(setup);
     // Fail before loading anything when answers could not be graded safely.
     const grader = await openGrader({ unsafe: setup.unsafe, batch: setup.grading === "batch" });
     const base = await openGguf(setup.basePath);
@@ -117,7 +114,8 @@ export class ModelEvaluator {
         contextSize: setup.engine.contextSize,
         decodeLoop: setup.decodeLoop,
       });
-      return new ModelEvaluator(setup, engine, skills, base, factors, grader, gemm);
+      const chat = setup.chat ? chatFormatterFor(setup.chat, base.metadata, setup.basePath) : null;
+      return new ModelEvaluator(setup, engine, skills, base, factors, grader, gemm, chat);
     } catch (e) {
       await grader.close();
       await factors?.close();
@@ -139,7 +137,8 @@ export class ModelEvaluator {
         gemm: this.gemm,
         kernel: this.setup.materialiseKernel,
         pool: this.setup.materialiseKernel === "axpy" ? undefined : this.pool,
-        metadata: { "general.name": gguf.str(`cycleqd-${job.name}`) },
+        // general.name stays the base's: llama.cpp picks some tokenizer rules by it (phi-3).
+        metadata: { "cycleqd.child": gguf.str(job.name) },
       });
       materialise = performance.now() - t0;
     } else {
@@ -168,6 +167,7 @@ export class ModelEvaluator {
       const results = await evaluateSkills(timed, this.skills, job.split, {
         runner: this.grader.run,
         likelihood: this.setup.likelihood,
+        chat: this.chat,
       });
       const after = this.grader.stats();
       if (before && after && after.fallback > before.fallback)

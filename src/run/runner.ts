@@ -31,6 +31,7 @@ import { writeGenomeModel } from "./export.ts";
 import { checkInputs, type Inputs, prepareInputs } from "./inputs.ts";
 import { type EvalJob, type EvaluatorSetup, evaluatorSetup } from "./model-evaluator.ts";
 import { runFactors } from "./seed-factors.ts";
+import { buildSkills } from "./skill-sources.ts";
 import {
   type EliteRow,
   type FinalRecord,
@@ -66,6 +67,17 @@ export type RunEvent =
       workers: number;
     }
   | { type: "factors"; fromCache: boolean; ms: number; key: string }
+  | {
+      type: "skills";
+      /** Each skill: where it comes from, its problems per split, records left out. */
+      skills: {
+        name: string;
+        kind: string;
+        opt: number;
+        test: number;
+        skipped: { file: string; line: number; reason: string }[];
+      }[];
+    }
   | { type: "seed"; seed: number; skill: string; scores: Scores; ms: number }
   | { type: "archives"; ranges: Record<string, [number, number]>; archives: ArchiveSummary[] }
   | { type: "replayed"; children: number }
@@ -202,6 +214,16 @@ async function execute(store: RunStore, resumed: boolean, opts: RunOptions): Pro
       generations: N,
       finished: store.childCount(),
       workers: config.workers,
+    });
+    emit({
+      type: "skills",
+      skills: buildSkills(config).map((s) => ({
+        name: s.name,
+        kind: config.skillSources[s.name]?.kind ?? "mini",
+        opt: s.problems("opt").length,
+        test: s.problems("test").length,
+        skipped: [...(s.skipped ?? [])],
+      })),
     });
 
     const tf = performance.now();

@@ -4,6 +4,7 @@
  * batched score() call for the reference answers.
  */
 import type { GenerateResult } from "../engine/types.ts";
+import type { ChatFormatter } from "./chat.ts";
 import { defaultConcurrency, limiter } from "./pool.ts";
 import { type Grader, openGrader, type RunnerOptions } from "./runner.ts";
 import { extractAnswer } from "./text.ts";
@@ -32,12 +33,21 @@ export interface EvaluateOptions {
   check?: RunnerOptions["check"];
   /** At most this many problems per skill, from the start of the split. */
   limit?: number;
+  /**
+   * The model's chat template (`chatFormatter`, skills/chat.ts): each skill's prompt becomes
+   * the user message, the template's end-of-turn strings join the skill's stops, and prompts
+   * are generated and scored with special tokens read (`special: true`). Absent or null:
+   * prompts stay as the skills write them (the tiny byte-vocabulary zoo).
+   */
+  chat?: ChatFormatter | null;
 }
 
 interface Job {
   skill: Skill;
   problem: Problem;
   prompt: string;
+  /** The skill's stops, then the chat template's end-of-turn strings. */
+  stop: string[];
 }
 
 /**
@@ -81,12 +91,17 @@ async function evaluateWith(
   run: Runner,
 ): Promise<Record<string, SkillResult>> {
   const concurrency = opts.concurrency ?? defaultConcurrency();
+  const chat = opts.chat ?? null;
+  // Raw prompts keep their requests exactly as before.
+  const special = chat ? { special: true } : {};
 
   const jobs: Job[] = [];
   for (const skill of skills) {
+    const stop = chat ? [...new Set([...skill.stop, ...chat.stops])] : skill.stop;
     const ps = skill.problems(split);
     for (const problem of opts.limit === undefined ? ps : ps.slice(0, opts.limit)) {
-      jobs.push({ skill, problem, prompt: skill.format(problem) });
+      const text = skill.format(problem);
+      jobs.push({ skill, problem, prompt: chat ? chat.format(text) : text, stop });
     }
   }
 
@@ -97,7 +112,7 @@ async function evaluateWith(
     if (grading[i]) return;
     const j = jobs[i];
     const p = gate(async () => {
-      const output = extractAnswer(text, j.skill.stop);
+      const output = extractAnswer(text, j.stop);
       const g = await j.skill.grade(j.problem, output, { run });
       const gradable = g.gradable !== false;
       return {
@@ -116,7 +131,12 @@ async function evaluateWith(
   let generations: GenerateResult[];
   try {
     generations = await model.generate(
-      jobs.map((j) => ({ prompt: j.prompt, maxTokens: j.skill.maxTokens, stop: j.skill.stop })),
+      jobs.map((j) => ({
+        prompt: j.prompt,
+        maxTokens: j.skill.maxTokens,
+        stop: j.stop,
+        ...special,
+      })),
       { onResult: (i, r) => grade(i, r.text) },
     );
     if (generations.length !== jobs.length) {
@@ -137,6 +157,7 @@ async function evaluateWith(
         scored.map((j) => ({
           prompt: j.prompt,
           continuation: j.problem.reference + j.skill.terminator,
+          ...special,
         })),
       )
     : Promise.resolve([]);

@@ -6,10 +6,18 @@ import { createOsSkill } from "./os/skill.ts";
 import type { Skill } from "./types.ts";
 
 export { type Environment, type EpisodeOptions, type EpisodeResult, runEpisodes } from "./agent.ts";
+export {
+  type ChatConfig,
+  type ChatFormatter,
+  chatFormatter,
+  chatFormatterFor,
+  readChatFormatter,
+} from "./chat.ts";
 export { type CodeProblem, createCodeSkill } from "./code/skill.ts";
 export { createDbSkill, type DbProblem } from "./db/skill.ts";
 export { type EvaluateOptions, evaluateSkills } from "./evaluate.ts";
 export { type DbBenchProblem, loadDbBenchSkill } from "./loaders/dbbench.ts";
+export { type JsonlOptions, type JsonlProblem, loadJsonlSkill } from "./loaders/generic.ts";
 export { loadMbppSkill, type MbppProblem, mbppSplitOf } from "./loaders/mbpp.ts";
 export {
   loadOsInteractionSkill,
