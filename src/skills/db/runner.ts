@@ -14,6 +14,8 @@ export interface TableSpec {
   name: string;
   columns: { name: string; type: string }[];
   rows: SqlValue[][];
+  /** Compare the columns' text without regard to (ASCII) case, as MySQL's default collations do. */
+  nocase?: boolean;
 }
 
 export interface SqlOutcome {
@@ -46,7 +48,8 @@ def build():
         conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
         conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 1000000)
     for t in spec["tables"]:
-        cols = ", ".join(q(c["name"]) + " " + c["type"] for c in t["columns"])
+        coll = " COLLATE NOCASE" if t.get("nocase") else ""
+        cols = ", ".join(q(c["name"]) + " " + c["type"] + coll for c in t["columns"])
         conn.execute("CREATE TABLE %s (%s)" % (q(t["name"]), cols))
         marks = ", ".join("?" for _ in t["columns"])
         conn.executemany("INSERT INTO %s VALUES (%s)" % (q(t["name"]), marks), t["rows"])

@@ -1,10 +1,26 @@
 /**
  * AgentBench DB (THUDM/AgentBench data/dbbench/*.jsonl) as a one-turn skill: the model writes
  * one SQL statement, which runs on the problem's tables in SQLite inside the sandbox. Graded
- * as AgentBench does: a query's result against `label`; a change by a hash of the final table,
- * against the reference `sql.query` run the same way (or `answer_md5` without one).
+ * as AgentBench does (src/server/tasks/dbbench/): a query's result against `label`; a change
+ * (INSERT/UPDATE/DELETE) by AgentBench's hash of the final table against `answer_md5`, which
+ * AgentBench stores as MySQL's result printed by Python (`[('<md5>',)]`), or against the
+ * reference statement's hash without one. The reference statement of a change is `sql.query`,
+ * or else `label[0]`, where AgentBench's data keeps it.
+ *
+ * SQLite stands in for AgentBench's MySQL: statements are read with MySQL's string escapes
+ * and `#` comments (db/mysql.ts), text compares without regard to case, and a column keeps
+ * its declared numeric type only where that cannot change how a value reads (AgentBench makes
+ * every column TEXT, and its hash sees that text). Where SQLite still cannot stand in (the
+ * reference statement fails here or does not give `answer_md5`), a change is reported as not
+ * gradable rather than failed.
+ *
+ * Tables AgentBench's setup fails to build are left as it leaves them, and their problems
+ * still load and run: a table with a row of the wrong length is created empty (MySQL rejects
+ * the one multi-row INSERT of all rows), one with a duplicate or invalid column name is not
+ * created at all (MySQL rejects the CREATE TABLE).
  */
 import { createHash } from "node:crypto";
+import { mysqlToSqlite } from "../db/mysql.ts";
 import { runSql, type SqlOutcome, type SqlValue, type TableSpec } from "../db/runner.ts";
 import { clip, extractAnswer } from "../text.ts";
 import type { Grade, Problem, Runner, Skill, Split } from "../types.ts";
@@ -18,8 +34,31 @@ export interface DbBenchProblem extends Problem {
   type: string;
   tables: TableSpec[];
   label: string[];
+  /**
+   * The expected table hash of a change, as a bare digest: AgentBench's `answer_md5` with
+   * MySQL's result formatting taken off (`[('<md5>',)]` → `<md5>`; an empty table's NULL is
+   * "None"; several tables' digests sorted and joined by "_").
+   */
   answerMd5?: string;
   addDescription: string;
+  /**
+   * Tables that AgentBench's MySQL setup does not build as given; the problem still runs, on
+   * what the setup leaves, here as there.
+   */
+  setupIssues: TableSetupIssue[];
+}
+
+/** A table AgentBench's setup (CREATE TABLE, then one multi-row INSERT) fails to build. */
+export interface TableSetupIssue {
+  table: string;
+  /**
+   * "empty": a row has the wrong number of values, MySQL rejects the whole INSERT and the
+   * table stays empty; "absent": MySQL rejects the CREATE TABLE itself (a duplicate or
+   * invalid column name), so there is no such table.
+   */
+  outcome: "empty" | "absent";
+  /** Why, e.g. "row 26 has 3 values for 6 columns". */
+  why: string;
 }
 
 /** Declared column types mapped to SQLite types that keep MySQL's numeric comparisons. */
@@ -30,7 +69,50 @@ export function sqliteType(declared: string): string {
   return "TEXT";
 }
 
-function parseTable(f: Fields, t: unknown, at: string): TableSpec {
+const NUMERIC_TEXT = /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/;
+
+/**
+ * True when SQLite's numeric affinity keeps `v` as it reads: AgentBench's MySQL stores every
+ * value as TEXT, and its table hash sees that text, so "1.0", "05" or "1e3" must not become
+ * 1, 5 or 1000 here.
+ */
+function keepsText(v: SqlValue): boolean {
+  if (typeof v !== "string" || !NUMERIC_TEXT.test(v)) return true;
+  const n = Number(v);
+  return Number.isSafeInteger(n) || !Number.isInteger(n) ? String(n) === v : false;
+}
+
+/**
+ * The SQLite type of a column: the declared type's (numeric columns compare as numbers, as
+ * MySQL compares text with numbers), or TEXT, AgentBench's type for every column, when a
+ * numeric affinity would change how one of the column's values reads.
+ */
+function columnType(declared: string, rows: unknown[], col: number): string {
+  const type = sqliteType(declared);
+  if (type === "TEXT") return type;
+  for (const r of rows) if (Array.isArray(r) && !keepsText(r[col] as SqlValue)) return "TEXT";
+  return type;
+}
+
+/** Why MySQL's CREATE TABLE rejects these names, or undefined when it takes them. */
+function createTableError(table: string, columns: string[]): string | undefined {
+  // MySQL: identifiers of at most 64 characters, not empty, not ending in a space; column
+  // names compare without regard to case (errors 1059, 1166, 1060).
+  for (const name of [table, ...columns]) {
+    if (name === "") return "a column has an empty name";
+    if (name.length > 64) return `the name ${JSON.stringify(clip(name, 30))} is over 64 characters`;
+    if (/\s$/.test(name)) return `the name ${JSON.stringify(name)} ends with a space`;
+  }
+  const seen = new Set<string>();
+  for (const c of columns) {
+    const k = c.toLowerCase();
+    if (seen.has(k)) return `the column name ${JSON.stringify(c)} appears twice`;
+    seen.add(k);
+  }
+  return undefined;
+}
+
+function parseTable(f: Fields, t: unknown, at: string, issues: TableSetupIssue[]): TableSpec {
   const bad = (what: string): never => {
     throw new DataError(`${f.where(at)} ${what}`);
   };
@@ -45,24 +127,62 @@ function parseTable(f: Fields, t: unknown, at: string): TableSpec {
   const columns = (cols as unknown[]).map((c, i) => {
     const co = c as Record<string, unknown>;
     if (!co || typeof co.name !== "string") bad(`table_info.columns[${i}] needs a string name`);
-    return {
-      name: co.name as string,
-      type: sqliteType(typeof co.type === "string" ? co.type : "TEXT"),
-    };
+    return { name: co.name as string, declared: typeof co.type === "string" ? co.type : "TEXT" };
   });
   const rows = (info as Record<string, unknown>).rows;
   if (!Array.isArray(rows)) bad("table_info.rows must be an array of rows");
+  let ragged: string | undefined;
   (rows as unknown[]).forEach((r, i) => {
-    if (!Array.isArray(r) || r.length !== columns.length) {
-      bad(`table_info.rows[${i}] must be an array of ${columns.length} values`);
-    }
+    if (!Array.isArray(r)) bad(`table_info.rows[${i}] must be an array of values`);
     for (const v of r as unknown[]) {
       if (v !== null && typeof v !== "string" && typeof v !== "number") {
         bad(`table_info.rows[${i}] holds a ${typeof v}; values must be strings, numbers or null`);
       }
     }
+    // AgentBench inserts all rows with one INSERT ... VALUES (...),(...); MySQL rejects the
+    // whole statement when a row's length differs from the column list's (error 1136, or a
+    // syntax error for an empty row), and the problem runs on the empty table.
+    const n = (r as unknown[]).length;
+    if (n !== columns.length && !ragged) {
+      ragged = `row ${i + 1} has ${n} values for ${columns.length} columns`;
+    }
   });
-  return { name: o.table_name as string, columns, rows: rows as SqlValue[][] };
+  const table = o.table_name as string;
+  const rejected = createTableError(
+    table,
+    columns.map((c) => c.name),
+  );
+  if (rejected) issues.push({ table, outcome: "absent", why: rejected });
+  else if (ragged) issues.push({ table, outcome: "empty", why: ragged });
+  return {
+    name: o.table_name as string,
+    columns: columns.map((c, i) => ({
+      name: c.name,
+      type: columnType(c.declared, rows as unknown[], i),
+    })),
+    rows: ragged ? [] : (rows as SqlValue[][]),
+  };
+}
+
+const DIGEST = /^[0-9a-f]{32}$/i;
+
+/**
+ * `answer_md5` as a bare digest. AgentBench writes it as MySQL's result printed by Python,
+ * `[('<md5>',)]` (`[(None,)]` for an empty table), and compares it after taking that
+ * formatting off (result_processor.py `_clean_answer`); a bare digest, or several joined by
+ * "_" (one per table), is what its hash function returns. Undefined when not understood.
+ */
+export function parseAnswerMd5(raw: string): string | undefined {
+  let s = raw.trim();
+  const tuple = /^\[\s*\(\s*(?:'([^']*)'|"([^"]*)"|(None))\s*,?\s*\)\s*,?\s*\]$/.exec(s);
+  if (tuple) s = (tuple[1] ?? tuple[2] ?? tuple[3]).trim();
+  if (s === "None") return s;
+  const parts = s.split("_");
+  if (!parts.every((p) => DIGEST.test(p))) return undefined;
+  return parts
+    .map((p) => p.toLowerCase())
+    .sort()
+    .join("_");
 }
 
 function parseDbBenchRecord(rec: SourceRecord, id: string, split: Split): DbBenchProblem {
@@ -73,21 +193,39 @@ function parseDbBenchRecord(rec: SourceRecord, id: string, split: Split): DbBenc
   const type = types[0];
   const rawTables = f.raw("table");
   if (rawTables === undefined) f.fail("table", "is missing");
+  const setupIssues: TableSetupIssue[] = [];
   const tables = Array.isArray(rawTables)
-    ? rawTables.map((t, i) => parseTable(f, t, `table[${i}]`))
-    : [parseTable(f, rawTables, "table")];
+    ? rawTables.map((t, i) => parseTable(f, t, `table[${i}]`, setupIssues))
+    : [parseTable(f, rawTables, "table", setupIssues)];
   const sqlObj = f.has("sql") ? f.object("sql") : undefined;
   const query = sqlObj?.query;
   if (sqlObj && typeof query !== "string") f.fail("sql.query", "must be a string");
   const mutation = MUTATIONS.includes(type.toUpperCase());
   let label: string[] = [];
-  const answerMd5 = f.optString("answer_md5");
+  let reference = typeof query === "string" ? query : "";
+  let answerMd5: string | undefined;
   if (!mutation) {
     const raw = f.raw("label");
     if (raw === undefined) f.fail("label", "is missing: a query needs its expected answer");
     label = (Array.isArray(raw) ? raw : [raw]).map((x) => String(x));
-  } else if (typeof query !== "string" && !answerMd5) {
-    f.fail("sql", "is missing: a change needs sql.query or answer_md5 to compare the table with");
+  } else {
+    // AgentBench's own data keeps a change's reference statement in label[0].
+    const raw = f.raw("label");
+    if (Array.isArray(raw)) label = raw.map((x) => String(x));
+    if (!reference && label.length === 1 && label[0].trim() !== "") reference = label[0];
+    const md5 = f.optString("answer_md5");
+    if (md5 !== undefined && md5.trim() !== "") {
+      answerMd5 = parseAnswerMd5(md5);
+      if (answerMd5 === undefined) {
+        f.fail(
+          "answer_md5",
+          `is not a table hash: ${JSON.stringify(clip(md5, 60))} (expected [('<32 hex digits>',)] or the bare digest)`,
+        );
+      }
+    }
+    if (!reference && answerMd5 === undefined) {
+      f.fail("answer_md5", "is missing: a change needs answer_md5 or a reference statement");
+    }
   }
   const addDescription = f.optString("add_description") ?? "";
   return {
@@ -96,12 +234,13 @@ function parseDbBenchRecord(rec: SourceRecord, id: string, split: Split): DbBenc
     template: type,
     key: `dbbench:${createHash("sha1").update(`${addDescription}\n${description}`).digest("hex").slice(0, 16)}`,
     instruction: description,
-    reference: typeof query === "string" ? query : "",
+    reference,
     type,
     tables,
     label,
     answerMd5,
     addDescription,
+    setupIssues,
   };
 }
 
@@ -151,10 +290,19 @@ export function compareAnswers(answer: string[], truth: string[]): boolean {
 }
 
 const text = (v: SqlValue) => (v === null ? null : String(v));
+const md5 = (s: string) => createHash("md5").update(s).digest("hex");
 
-/** AgentBench's table hash: md5 over the sorted 5-hex-digit md5 prefixes of each row. */
-function tableHash(rows: SqlValue[][]): string {
-  const md5 = (s: string) => createHash("md5").update(s).digest("hex");
+/** MySQL's GROUP_CONCAT result is cut at group_concat_max_len, 1024 bytes by default. */
+const GROUP_CONCAT_MAX_LEN = 1024;
+
+/**
+ * AgentBench's table hash, the MySQL query
+ * `SELECT MD5(GROUP_CONCAT(rowhash ORDER BY rowhash)) FROM (SELECT SUBSTRING(MD5(CONCAT_WS(
+ * ',', cols...)), 1, 5) AS rowhash FROM t)`: CONCAT_WS skips NULLs, GROUP_CONCAT joins with
+ * "," and is cut at 1024 bytes, and an empty table gives NULL ("None").
+ */
+export function tableHash(rows: SqlValue[][]): string {
+  if (rows.length === 0) return "None";
   const rowHashes = rows
     .map((r) =>
       md5(
@@ -165,9 +313,10 @@ function tableHash(rows: SqlValue[][]): string {
       ).slice(0, 5),
     )
     .sort();
-  return md5(rowHashes.join(","));
+  return md5(rowHashes.join(",").slice(0, GROUP_CONCAT_MAX_LEN));
 }
 
+/** All tables' hashes, sorted and joined by "_" (calculate_tables_hash_async). */
 function stateHash(o: SqlOutcome, tables: TableSpec[]): string {
   return tables
     .map((t) => {
@@ -178,34 +327,72 @@ function stateHash(o: SqlOutcome, tables: TableSpec[]): string {
     .join("_");
 }
 
-async function gradeDbBench(run: Runner, p: DbBenchProblem, sql: string): Promise<Grade> {
-  if (sql.trim() === "") return { pass: false, reason: "empty answer" };
-  const mutation = MUTATIONS.includes(p.type.toUpperCase());
-  const queries = mutation && p.reference ? [p.reference, sql] : [sql];
-  const res = await runSql(run, p.tables, queries);
+/**
+ * The tables as AgentBench's setup leaves them (without those it fails to create), comparing
+ * text without regard to case as MySQL does.
+ */
+function builtTables(p: DbBenchProblem): TableSpec[] {
+  const absent = new Set(p.setupIssues.filter((i) => i.outcome === "absent").map((i) => i.table));
+  return p.tables.filter((t) => !absent.has(t.name)).map((t) => ({ ...t, nocase: true }));
+}
+
+/** Why a problem runs on an empty or missing table, for reason messages. */
+function setupNote(p: DbBenchProblem): string {
+  if (p.setupIssues.length === 0) return "";
+  const e = p.setupIssues[0];
+  const what = e.outcome === "empty" ? "is empty" : "does not exist";
+  return ` (table ${JSON.stringify(e.table)} ${what}, as in AgentBench: ${e.why})`;
+}
+
+function notGradable(reason: string): Grade {
+  return { pass: false, gradable: false, reason };
+}
+
+async function gradeChange(run: Runner, p: DbBenchProblem, sql: string): Promise<Grade> {
+  // The reference runs beside every answer, so the verdict on gradability does not depend
+  // on the answer: SQLite must reproduce AgentBench's answer_md5 with it.
+  const queries = [...(p.reference ? [p.reference] : []), ...(sql ? [sql] : [])].map(mysqlToSqlite);
+  const res = await runSql(run, builtTables(p), queries);
   if ("failure" in res) return { pass: false, reason: res.failure };
+  let want = p.answerMd5;
+  if (p.reference) {
+    const ref = res.outcomes[0];
+    if (ref.error !== undefined) {
+      return notGradable(
+        `not gradable here: the reference statement fails in SQLite (${clip(ref.error, 60)})`,
+      );
+    }
+    const refHash = stateHash(ref, p.tables);
+    if (want === undefined) want = refHash;
+    else if (refHash !== want) {
+      return notGradable(
+        "not gradable here: the reference statement does not give answer_md5 in SQLite",
+      );
+    }
+  }
+  if (!sql) return { pass: false, reason: "empty answer" };
   const got = res.outcomes[res.outcomes.length - 1];
   if (got.error !== undefined) return { pass: false, reason: `SQL error: ${clip(got.error, 80)}` };
-  if (mutation) {
-    let want = p.answerMd5 ?? "";
-    if (p.reference) {
-      const ref = res.outcomes[0];
-      if (ref.error !== undefined)
-        throw new Error(`dbbench problem ${p.id}: the reference SQL failed: ${ref.error}`);
-      want = stateHash(ref, p.tables);
-    }
-    return stateHash(got, p.tables) === want
-      ? { pass: true, reason: "ok" }
-      : { pass: false, reason: "wrong table contents (hash differs)" };
-  }
+  return stateHash(got, p.tables) === want
+    ? { pass: true, reason: "ok" }
+    : { pass: false, reason: `wrong table contents (hash differs)${setupNote(p)}` };
+}
+
+async function gradeDbBench(run: Runner, p: DbBenchProblem, sql: string): Promise<Grade> {
+  const answer = sql.trim();
+  if (MUTATIONS.includes(p.type.toUpperCase())) return gradeChange(run, p, answer);
+  if (answer === "") return { pass: false, reason: "empty answer" };
+  const res = await runSql(run, builtTables(p), [mysqlToSqlite(answer)]);
+  if ("failure" in res) return { pass: false, reason: res.failure };
+  const got = res.outcomes[0];
+  if (got.error !== undefined) return { pass: false, reason: `SQL error: ${clip(got.error, 80)}` };
   const values = got.rows.flat().map((v) => (v === null ? "None" : String(v)));
   if (compareAnswers(values, p.label)) return { pass: true, reason: "ok" };
   return {
     pass: false,
-    reason: `wrong result: got ${clip(JSON.stringify(values), 50)}, expected ${clip(JSON.stringify(p.label), 50)}`,
+    reason: `wrong result: got ${clip(JSON.stringify(values), 50)}, expected ${clip(JSON.stringify(p.label), 50)}${setupNote(p)}`,
   };
 }
-
 /** One-turn prompt: AgentBench's table description and question, then the SQL on one line. */
 function dbBenchPrompt(p: DbBenchProblem): string {
   const info = p.addDescription ? `${p.addDescription}\n` : "";
