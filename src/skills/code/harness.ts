@@ -2,13 +2,18 @@
  * Runs a Python answer against its tests inside the sandbox. The harness is fixed text; the
  * answer and the tests travel as files. Its verdict is the last stdout line tagged with a
  * nonce the answer cannot know, so printing "pass" from the answer fools nothing.
+ *
+ * Order, as MBPP's and EvalPlus's programs are built (answer, then the test code): the answer,
+ * the test imports, the setup, each assert, then the test script, all in one namespace.
+ * Before the answer runs, the problem's own code is compiled and its top-level imports looked
+ * up: if either fails the problem is ungradable here (`gradable: false`), whatever the answer.
  */
 
 import { PYTHON_LIMITS } from "../limits.ts";
 import { clip, nonce, ranTooLong } from "../text.ts";
 import type { Grade, Runner } from "../types.ts";
 
-const HARNESS_PY = String.raw`import ast, json, os, sys
+const HARNESS_PY = String.raw`import ast, importlib.util, json, os, sys
 spec = json.load(open("spec.json"))
 source = open("answer.py").read()
 os.remove("spec.json")
@@ -19,8 +24,8 @@ devnull = os.open(os.devnull, os.O_WRONLY)
 os.dup2(devnull, 1)
 os.dup2(devnull, 2)
 
-def verdict(ok, reason):
-    verdict_out.write("\n" + tag + json.dumps({"pass": ok, "reason": reason}) + "\n")
+def verdict(ok, reason, gradable=True):
+    verdict_out.write("\n" + tag + json.dumps({"pass": ok, "reason": reason, "gradable": gradable}) + "\n")
     verdict_out.flush()
     os._exit(0)
 
@@ -32,18 +37,52 @@ def describe(e):
     msg = str(e).splitlines()[0] if str(e) else ""
     return type(e).__name__ + (": " + msg[:80] if msg else "")
 
+def test_sources():
+    """The problem's own code: everything that runs besides the answer."""
+    out = [("test import", line) for line in spec.get("imports", [])]
+    if spec.get("setup"):
+        out.append(("test setup", spec["setup"]))
+    out += [("test", t) for t in spec.get("tests", [])]
+    if spec.get("check"):
+        out.append(("test script", spec["check"]))
+    return out
+
+def missing_module(tree):
+    # Top-level imports only: one inside a function or a try block may be optional.
+    for node in tree.body:
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        for name in names:
+            top = name.split(".")[0]
+            try:
+                found = importlib.util.find_spec(top) is not None
+            except (ImportError, ValueError):
+                found = False
+            if not found:
+                return top
+    return None
+
+# The problem's code is checked before the answer runs, so that nothing the answer does can
+# make a problem ungradable: code that does not compile, or needs a module this python3 lacks.
+for what, text in test_sources():
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError) as e:
+        verdict(False, "ungradable: the %s does not compile (%s)" % (what, describe(e)), gradable=False)
+    mod = missing_module(tree)
+    if mod:
+        verdict(False, "ungradable: the %s needs module %s, which the sandbox's python3 lacks" % (what, mod), gradable=False)
+
+# MBPP's order: the answer, then test_setup_code, then the tests (the setup may use what the
+# answer defines, e.g. tasks 367 and 927 build trees of the answer's class Node).
 env = {"__name__": "__cqd_answer__"}
 try:
     code = compile(source, "answer.py", "exec")
 except (SyntaxError, ValueError) as e:
     verdict(False, "syntax error" + (" (line %s: %s)" % (e.lineno, e.msg) if isinstance(e, SyntaxError) else ""))
-try:
-    for line in spec.get("imports", []):
-        exec(line, env)
-    if spec.get("setup"):
-        exec(spec["setup"], env)
-except BaseException as e:
-    verdict(False, "test setup failed: " + describe(e))
 try:
     exec(code, env)
 except BaseException as e:
@@ -51,6 +90,13 @@ except BaseException as e:
 entry = spec.get("entry")
 if entry and not callable(env.get(entry)):
     verdict(False, "function %s is not defined" % entry)
+try:
+    for line in spec.get("imports", []):
+        exec(line, env)
+    if spec.get("setup"):
+        exec(spec["setup"], env)
+except BaseException as e:
+    verdict(False, "test setup failed: " + describe(e))
 
 def run_assert(text):
     tree = ast.parse(text)
@@ -103,7 +149,9 @@ export interface PythonTests {
   entry?: string;
   /** `assert` statements, one per test. */
   tests: string[];
+  /** Import lines (MBPP's `test_imports`), run after the answer. */
   imports?: string[];
+  /** MBPP's `test_setup_code`: runs after the answer (it may use what the answer defines). */
   setup?: string;
   /** A whole test script (EvalPlus/HumanEval style); `check(entry)` is called unless the script does. */
   check?: string;
@@ -130,8 +178,14 @@ export async function gradePython(run: Runner, answer: string, t: PythonTests): 
   const line = res.stdout.split("\n").find((l) => l.startsWith(tag));
   if (line) {
     try {
-      const v = JSON.parse(line.slice(tag.length)) as { pass: boolean; reason: string };
-      return { pass: v.pass === true, reason: String(v.reason) };
+      const v = JSON.parse(line.slice(tag.length)) as {
+        pass: boolean;
+        reason: string;
+        gradable?: boolean;
+      };
+      const g: Grade = { pass: v.pass === true, reason: String(v.reason) };
+      if (v.gradable === false) g.gradable = false;
+      return g;
     } catch {
       // fall through: a truncated verdict counts as none
     }
