@@ -221,7 +221,10 @@ describe("AgentBench OS loader (one turn)", () => {
     assert.equal(ps[1].reference, "ls logs/*.log | wc -l");
     assert.equal(ps[0].reference, "");
     assert.equal(ps[4].start, "export GREETING=hello");
-    assert.equal(s.format(ps[0]), "Q: What is the number written in the file secret.txt?\nA: ");
+    assert.equal(
+      s.format(ps[0]),
+      "Q: What is the number written in the file secret.txt?\nA: ```bash\n",
+    );
   });
 
   test("a command's output is the answer; checks see the state it left", async () => {
