@@ -65,6 +65,17 @@ describe("skills from data files in the run config", () => {
     assert.equal(other.problems("opt").length, 3);
   });
 
+  test("a validated config validates again as itself (programs build configs from one)", () => {
+    const cfg = validateConfig(
+      tinyConfig(dir, {
+        skills: ["code", dbbench],
+        models: { base: "base.gguf", experts: { code: "code.gguf", sql: "os.gguf" } },
+      }),
+      dir,
+    );
+    assert.deepEqual(validateConfig(JSON.parse(JSON.stringify(cfg)), dir), cfg);
+  });
+
   test("config errors name the field and what to do", () => {
     const problems = (skills: unknown) => {
       try {

@@ -254,6 +254,17 @@ class Reader {
   }
 }
 
+/** `skills` names with `skillSources` beside them, as the entries of a config file. */
+function withSources(names: unknown, sources: unknown): unknown {
+  if (!Array.isArray(names) || !isObj(sources)) return names;
+  return names.map((n) => {
+    const src = typeof n === "string" ? sources[n] : undefined;
+    if (!isObj(src) || src.kind === "mini" || src.kind === undefined) return n;
+    const { poolSplit, ...rest } = src;
+    return { name: n, ...rest, ...(poolSplit === undefined ? {} : { split: poolSplit }) };
+  });
+}
+
 /**
  * `skills`: a list whose entries are built-in skill names (code, os, db) or mappings that
  * load a skill from data files: {name, kind, files: {opt, test, train}, pool, split: {opt,
@@ -376,12 +387,17 @@ export function validateConfig(
     "chat",
     "final",
     "cacheDir",
+    "skillSources",
   ]);
 
   let skills = d.skills;
   let skillSources = d.skillSources;
-  if (top.skills !== undefined) {
-    const read = readSkills(top.skills, r);
+  // A RunConfig as a program builds it (defaultConfig() and changes) carries the skills'
+  // sources beside their names; read them as the config file's entries.
+  const rawSkills =
+    top.skillSources === undefined ? top.skills : withSources(top.skills, top.skillSources);
+  if (rawSkills !== undefined) {
+    const read = readSkills(rawSkills, r);
     if (read) ({ skills, skillSources } = read);
   }
 
