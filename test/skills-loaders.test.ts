@@ -262,3 +262,33 @@ describe("AgentBench OS loader (one turn)", () => {
     );
   });
 });
+
+describe("record reader", () => {
+  test("Python json's NaN, Infinity and -Infinity outside strings load as numbers", () => {
+    const line =
+      '{"task_id": "x", "text": "NaN or -Infinity, \\"Infinity\\"", "v": [NaN, Infinity, -Infinity, 1e+300]}';
+    const [rec] = parseRecords(`{"a": 1}\n${line}\n`, "p.jsonl").slice(1);
+    assert.equal(rec.line, 2);
+    assert.equal(rec.value.text, 'NaN or -Infinity, "Infinity"');
+    const v = rec.value.v as number[];
+    assert.ok(Number.isNaN(v[0]));
+    assert.deepEqual(v.slice(1), [Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 1e300]);
+    // In a JSON array file too, with each record's line.
+    const arr = parseRecords('[\n  {"a": NaN},\n  {"b": [-Infinity]}\n]', "p.json");
+    assert.deepEqual(
+      arr.map((r) => r.line),
+      [2, 3],
+    );
+    assert.deepEqual(arr[1].value, { b: [Number.NEGATIVE_INFINITY] });
+    // Anything else stays invalid, reported with strict JSON's error.
+    for (const bad of ['{"a": nan}', '{"a": NaNa}', '{"a": Infinity1}', '{"a": +Infinity}']) {
+      assert.throws(() => parseRecords(bad, "q.jsonl"), /q\.jsonl:1: not valid JSON/, bad);
+    }
+    const skipped: number[] = [];
+    const recs = parseRecords('{"a": Infinity}\n{"a": inf}\n', "q.jsonl", (_, n) =>
+      skipped.push(n),
+    );
+    assert.deepEqual(recs.length, 1);
+    assert.deepEqual(skipped, [2]);
+  });
+});

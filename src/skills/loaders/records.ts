@@ -2,6 +2,7 @@
  * Reading data-set files into records that know where they came from, so that every error
  * names the file, the line and the field.
  */
+import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 
 export interface SourceRecord {
@@ -53,6 +54,69 @@ function elementOffsets(text: string): number[] {
   return out;
 }
 
+const NON_FINITE_TOKENS = ["-Infinity", "Infinity", "NaN"] as const;
+const NON_FINITE_VALUES: Record<(typeof NON_FINITE_TOKENS)[number], number> = {
+  "-Infinity": Number.NEGATIVE_INFINITY,
+  Infinity: Number.POSITIVE_INFINITY,
+  NaN: Number.NaN,
+};
+
+/**
+ * `text` with each NaN, Infinity and -Infinity outside strings written as the JSON string
+ * `tag + token`; undefined when there is none.
+ */
+function quoteNonFinite(text: string, tag: string): string | undefined {
+  let out = "";
+  let last = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === "\\") i++;
+      else if (c === '"') inString = false;
+      continue;
+    }
+    if (c === '"') {
+      inString = true;
+      continue;
+    }
+    if (c !== "N" && c !== "I" && c !== "-") continue;
+    const token = NON_FINITE_TOKENS.find((t) => text.startsWith(t, i));
+    if (!token) continue;
+    out += text.slice(last, i) + JSON.stringify(tag + token);
+    i += token.length - 1;
+    last = i + 1;
+  }
+  return last === 0 ? undefined : out + text.slice(last);
+}
+
+/**
+ * JSON.parse, also taking the bare NaN, Infinity and -Infinity that Python's json module
+ * writes for non-finite floats (EvalPlus's MbppPlus.jsonl holds them): where strict parsing
+ * fails, the text is parsed again with those tokens, outside strings only, read as the
+ * numbers they stand for. Throws strict parsing's error when that fails too.
+ */
+export function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    if (!/NaN|Infinity/.test(text)) throw e;
+    // A tag no string in the file can hold by chance marks the tokens through JSON.parse.
+    const tag = `\u0000nonfinite-${randomUUID()}:`;
+    const quoted = quoteNonFinite(text, tag);
+    if (quoted === undefined) throw e;
+    try {
+      return JSON.parse(quoted, (_key, v) =>
+        typeof v === "string" && v.startsWith(tag)
+          ? NON_FINITE_VALUES[v.slice(tag.length) as keyof typeof NON_FINITE_VALUES]
+          : v,
+      );
+    } catch {
+      throw e;
+    }
+  }
+}
+
 function parseError(file: string, text: string, e: unknown, baseLine = 1): DataError {
   const msg = (e as Error).message;
   const pos = /position (\d+)/.exec(msg);
@@ -72,7 +136,8 @@ function asObject(file: string, line: number, v: unknown): Record<string, unknow
 /**
  * Parses JSONL (one object per line) or a JSON array / single object, by content. A line or
  * element that is not a JSON object goes to `bad` when given (the rest still load), and
- * throws a DataError otherwise; a JSON array that does not parse always throws.
+ * throws a DataError otherwise; a JSON array that does not parse always throws. Python's
+ * bare NaN, Infinity and -Infinity are read as numbers (`parseJson`).
  */
 export function parseRecords(
   text: string,
@@ -83,7 +148,7 @@ export function parseRecords(
   if (trimmed.startsWith("[") || (trimmed.startsWith("{") && !file.endsWith(".jsonl"))) {
     let data: unknown;
     try {
-      data = JSON.parse(text);
+      data = parseJson(text);
     } catch (e) {
       // A JSONL file whose name does not say so: fall through to line-by-line parsing.
       if (trimmed.startsWith("[")) throw parseError(file, text, e);
@@ -129,7 +194,7 @@ function parseLines(
       () => {
         let v: unknown;
         try {
-          v = JSON.parse(raw);
+          v = parseJson(raw);
         } catch (e) {
           throw new DataError(`${file}:${i + 1}: not valid JSON (${(e as Error).message})`);
         }
