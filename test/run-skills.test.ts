@@ -12,6 +12,8 @@ import { ConfigError, validateConfig } from "../src/run/config.ts";
 import { run } from "../src/run/runner.ts";
 import { buildSkills } from "../src/run/skill-sources.ts";
 import { RunStore } from "../src/run/store.ts";
+import { evaluateSkills } from "../src/skills/evaluate.ts";
+import { openGrader } from "../src/skills/runner.ts";
 import { openGguf } from "../src/tensors/gguf.ts";
 import { Rng } from "../src/util/rng.ts";
 import { runNode } from "./helpers/spawn.ts";
@@ -103,6 +105,55 @@ describe("skills from data files in the run config", () => {
     );
     assert.match(problems(["code", "cooking"]).join("\n"), /unknown skill "cooking"/);
     assert.match(problems(["code"]).join("\n"), /at least two skills/);
+  });
+});
+
+describe("multi-turn skills", () => {
+  test("an os-interaction skill with turns is judged as AgentBench episodes", async () => {
+    const osFx = join(import.meta.dirname, "fixtures", "os-format");
+    const cfg = validateConfig(
+      tinyConfig(dir, {
+        skills: [
+          "code",
+          {
+            name: "shell",
+            kind: "os-interaction",
+            files: { opt: join(osFx, "data", "dev.json") },
+            scriptDir: join(osFx, "scripts", "dev"),
+            turns: 3,
+          },
+        ],
+        models: { base: "base.gguf", experts: { code: "code.gguf", shell: "os.gguf" } },
+      }),
+      dir,
+    );
+    const shell = buildSkills(cfg)[1];
+    assert.equal(shell.episodes?.maxRounds, 3);
+    // A scripted agent: look first, then answer with what it saw.
+    const model = {
+      generate: async (reqs: { prompt: string }[]) =>
+        reqs.map((r) => {
+          const seen = /The output of the OS:\n(\d+)/.exec(r.prompt);
+          const text = seen
+            ? `Think: counted.\nAct: answer(${seen[1]})`
+            : "Think: look.\nAct: bash\n```bash\nls -A / | wc -l\n```";
+          return { text, tokens: 1, finish: "stop" as const };
+        }),
+      score: async () => [],
+    };
+    const runner = await openGrader({});
+    try {
+      const res = await evaluateSkills(model, [shell], "opt", { runner: runner.run });
+      assert.equal(res.shell.score, 1, JSON.stringify(res.shell.details));
+      assert.match(res.shell.details[0].reason, /\(2 turns\)/);
+      assert.match(res.shell.details[0].prompt, /The output of the OS/);
+    } finally {
+      await runner.close();
+    }
+    assert.throws(
+      () => validateConfig(tinyConfig(dir, { skills: ["code", { ...dbbench, turns: 2 }] }), dir),
+      /turns: multi-turn episodes exist for os-interaction skills only/,
+    );
   });
 });
 

@@ -304,6 +304,7 @@ function readSkills(
       "strict",
       "maxTokens",
       "scriptDir",
+      "turns",
     ]);
     if (typeof e.name !== "string" || !/^[A-Za-z][\w-]*$/.test(e.name)) {
       r.problems.push(
@@ -343,6 +344,11 @@ function readSkills(
     }
     if (e.maxTokens !== undefined) src.maxTokens = r.int(e.maxTokens, `${at}.maxTokens`, 256, 1);
     if (e.scriptDir !== undefined) src.scriptDir = r.path(e.scriptDir, `${at}.scriptDir`, "");
+    if (e.turns !== undefined) {
+      if (kind !== "os-interaction") {
+        r.problems.push(`${at}.turns: multi-turn episodes exist for os-interaction skills only`);
+      } else src.turns = r.int(e.turns, `${at}.turns`, 1, 1, 100);
+    }
     skills.push(name);
     skillSources[name] = src;
   });
@@ -631,6 +637,10 @@ models:
 #     split: {opt: 100, test: 200}
 #     strict: false       # true: a malformed record fails the run (default: left out, listed)
 #     maxTokens: 256
+#   - name: shell
+#     kind: os-interaction
+#     files: {opt: data/os-dev.json, test: data/os-test.json}
+#     turns: 5            # multi-turn AgentBench episodes of at most 5 model turns
 skills: [code, os, db]
 skillSeed: 1          # seed of the built-in skills' problems and of pool splits
 

@@ -42,6 +42,8 @@ export interface SkillSource {
   maxTokens?: number;
   /** os-interaction: where check scripts named by the records live (default: the file's folder). */
   scriptDir?: string;
+  /** os-interaction: judge as multi-turn episodes of at most this many model turns. */
+  turns?: number;
 }
 
 export interface SkillsSetup {
@@ -86,6 +88,7 @@ function loadSkill(name: string, src: SkillSource, seed: number): Skill<never> |
       return loadOsInteractionSkill(sources, {
         ...common,
         scriptDir: src.scriptDir,
+        turns: src.turns,
       }) as unknown as Skill;
     case "jsonl":
       return loadJsonlSkill(sources, common) as unknown as Skill;

@@ -4,6 +4,7 @@
  * batched score() call for the reference answers.
  */
 import type { GenerateResult } from "../engine/types.ts";
+import { runEpisodes } from "./agent.ts";
 import type { ChatFormatter } from "./chat.ts";
 import { defaultConcurrency, limiter } from "./pool.ts";
 import { type Grader, openGrader, type RunnerOptions } from "./runner.ts";
@@ -97,6 +98,7 @@ async function evaluateWith(
 
   const jobs: Job[] = [];
   for (const skill of skills) {
+    if (skill.episodes) continue; // multi-turn: run as episodes below
     const stop = chat ? [...new Set([...skill.stop, ...chat.stops])] : skill.stop;
     const ps = skill.problems(split);
     for (const problem of opts.limit === undefined ? ps : ps.slice(0, opts.limit)) {
@@ -164,10 +166,15 @@ async function evaluateWith(
 
   const grades = Promise.all(grading as Promise<ProblemResult>[]);
   const [details, scores] = await Promise.all([grades, likelihoods]);
+  const episodic = new Map<Skill, ProblemResult[]>();
+  for (const skill of skills) {
+    if (skill.episodes) episodic.set(skill, await episodes(model, skill, split, run, opts));
+  }
 
   const out: Record<string, SkillResult> = {};
   for (const skill of skills) {
-    const mine: ProblemResult[] = details.filter((_, i) => jobs[i].skill === skill);
+    const mine: ProblemResult[] =
+      episodic.get(skill) ?? details.filter((_, i) => jobs[i].skill === skill);
     let sum = 0;
     let count = 0;
     scored.forEach((j, i) => {
@@ -184,4 +191,39 @@ async function evaluateWith(
     };
   }
   return out;
+}
+
+/** A multi-turn skill's problems as AgentBench episodes (raw transcripts, no chat template). */
+async function episodes(
+  model: SkillModel,
+  skill: Skill,
+  split: Split,
+  run: Runner,
+  opts: EvaluateOptions,
+): Promise<ProblemResult[]> {
+  const e = skill.episodes as NonNullable<Skill["episodes"]>;
+  const ps = skill.problems(split);
+  const problems = opts.limit === undefined ? ps : ps.slice(0, opts.limit);
+  const results = await runEpisodes(
+    model,
+    problems.map((p) => e.environment(p, run)),
+    {
+      maxRounds: e.maxRounds,
+      maxTokens: skill.maxTokens,
+      stop: e.stop,
+      concurrency: opts.concurrency,
+    },
+  );
+  return results.map((r, i) => {
+    const gradable = r.gradable !== false;
+    return {
+      id: problems[i].id,
+      // The whole episode as the model saw it, and its last turn.
+      prompt: r.transcript,
+      output: r.turns.at(-1)?.action ?? "",
+      pass: gradable && r.pass,
+      reason: `${r.reason} (${r.rounds} turn${r.rounds === 1 ? "" : "s"})`,
+      gradable,
+    };
+  });
 }

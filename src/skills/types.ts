@@ -4,6 +4,7 @@
  */
 import type { EngineModel } from "../engine/types.ts";
 import type { SandboxOptions, SandboxResult } from "../sandbox/index.ts";
+import type { Environment } from "./agent.ts";
 
 export const SPLITS = ["pretrain", "train", "opt", "test"] as const;
 
@@ -68,6 +69,22 @@ export interface Skill<P extends Problem = Problem> {
   grade(problem: P, output: string, ctx: GradeContext): Promise<Grade>;
   /** Records of the skill's data files that were left out as malformed (loaded skills). */
   skipped?: readonly SkippedRecord[];
+  /**
+   * Set when the skill is judged as multi-turn episodes (AgentBench's protocol): the model
+   * acts, the environment answers, until the model commits or `maxRounds` turns are used;
+   * then the environment grades. `format` and `grade` are then not used for scoring.
+   */
+  episodes?: EpisodeSkill<P>;
+}
+
+/** How a skill runs as multi-turn episodes (`runEpisodes` in agent.ts). */
+export interface EpisodeSkill<P extends Problem = Problem> {
+  /** The environment of one problem; model-written commands run only through `run`. */
+  environment(problem: P, run: Runner): Environment;
+  /** Most model turns per episode. */
+  maxRounds: number;
+  /** Stop strings that end a turn. */
+  stop: string[];
 }
 
 /** A data-set record left out of a skill: where it is and why. */

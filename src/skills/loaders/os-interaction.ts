@@ -72,6 +72,12 @@ export interface OsInteractionOptions extends LoadOptions {
    * reporting them as not gradable here (default false; for measuring the classifier).
    */
   gradeUnsupported?: boolean;
+  /**
+   * Judge as multi-turn episodes of at most this many model turns (AgentBench's protocol:
+   * commands, observations, then `answer` or `finish`; AgentBench uses 8, the CycleQD authors
+   * 5). Default: one turn, the answer a command.
+   */
+  turns?: number;
 }
 
 function scriptOf(f: Fields, at: string, v: unknown, dir: string): Script {
@@ -405,6 +411,19 @@ export function loadOsInteractionSkill(
     stop: block ? ["\n```"] : ["\n"],
     terminator: block ? "\n```" : "\n",
     maxTokens: opts.maxTokens ?? 256,
+    ...(opts.turns === undefined
+      ? {}
+      : {
+          episodes: {
+            environment: (p: OsInteractionProblem, run: Runner) =>
+              osEpisode(run, p, {
+                commandSeconds: opts.commandSeconds,
+                gradeUnsupported: opts.gradeUnsupported,
+              }),
+            maxRounds: opts.turns,
+            stop: OS_EPISODE_STOP,
+          },
+        }),
     grade: async (p, output, ctx) => {
       if (p.needs?.length && !opts.gradeUnsupported) return notGradable(p.needs.join("; "));
       const session = sessionOf(ctx.run, p, opts.commandSeconds);
