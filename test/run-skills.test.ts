@@ -200,6 +200,29 @@ describe("any number of skills, end to end", () => {
     assert.equal(got.finals[0].sources.ids.length, 4);
   });
 
+  test("eval lists a malformed record and goes on; --strict makes it fatal", async () => {
+    const cfgPath = join(dir, "bad.json");
+    await writeFile(
+      cfgPath,
+      JSON.stringify({
+        skills: [
+          "code",
+          { name: "py", kind: "mbpp", files: { opt: join(FX, "mbpp-bad-json.jsonl") } },
+        ],
+        models: { base: "base.gguf", experts: { code: "code.gguf", py: "os.gguf" } },
+      }),
+    );
+    const base = join(dir, "base.gguf");
+    const args = [BIN, "eval", base, "--config", cfgPath, "--split", "opt", "--skills", "py"];
+    const lenient = await runNode(args);
+    assert.equal(lenient.code, 0, lenient.stderr);
+    assert.match(lenient.stderr, /skipped .*mbpp-bad-json\.jsonl:3: not valid JSON/);
+    assert.match(lenient.stderr, /skill py: 1 malformed record\(s\) left out/);
+    const strict = await runNode([...args, "--strict"]);
+    assert.notEqual(strict.code, 0);
+    assert.match(strict.stderr, /mbpp-bad-json\.jsonl:3: not valid JSON/);
+  });
+
   test("cycleqd eval --config scores a model on the config's skills", async () => {
     const cfgPath = join(dir, "eval.json");
     await writeFile(

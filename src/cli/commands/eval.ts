@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { createLlamaCppEngine } from "../../engine/index.ts";
-import { loadConfig } from "../../run/config.ts";
+import { loadConfig, type RunConfig } from "../../run/config.ts";
 import { buildSkills } from "../../run/skill-sources.ts";
 import { readChatFormatter } from "../../skills/chat.ts";
 import { evaluateSkills } from "../../skills/evaluate.ts";
@@ -35,6 +35,8 @@ Options:
   --config FILE   score on the skills of this run config (its data files, built-in
                   skills, seed and split sizes) instead of the miniature skills
   --skills LIST   comma-separated skills to score (default: all of them)
+  --strict        with --config: a malformed data record fails the command (default: it
+                  is left out and listed)
   --raw           raw prompts even if the model has a chat template (default: its template,
                   when its GGUF has one; with --config, the config's chat section decides)
   --split NAME    opt or test (default test); pretrain and train are the training data
@@ -47,6 +49,7 @@ Options:
     config: { type: "string" },
     skills: { type: "string" },
     raw: { type: "boolean" },
+    strict: { type: "boolean" },
     split: { type: "string" },
     seed: { type: "string" },
     limit: { type: "string" },
@@ -72,7 +75,9 @@ Options:
       }
     }
     const config = args.values.config ? await loadConfig(String(args.values.config)) : null;
-    const all = config ? buildSkills(config) : createMiniSkills({ seed });
+    const all = config
+      ? buildSkills(args.values.strict ? strictly(config) : config)
+      : createMiniSkills({ seed });
     for (const s of all) reportSkipped(s);
     const wanted = String(args.values.skills ?? all.map((s) => s.name).join(","))
       .split(",")
@@ -159,4 +164,12 @@ export function reportSkipped(skill: Skill): void {
   console.error(
     `skill ${skill.name}: ${skipped.length} malformed record(s) left out (strict: true makes them fatal)`,
   );
+}
+
+/** The config with every data-file skill strict: a malformed record is an error. */
+function strictly(config: RunConfig): RunConfig {
+  const skillSources = Object.fromEntries(
+    Object.entries(config.skillSources).map(([k, v]) => [k, { ...v, strict: true }]),
+  );
+  return { ...config, skillSources };
 }
