@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { cp, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -25,6 +25,7 @@ import {
   starterConfig,
   validateConfig,
 } from "../src/run/index.ts";
+import { openDatabase } from "../src/run/sqlite.ts";
 import { gguf, openGguf, writeGguf } from "../src/tensors/gguf.ts";
 import { Rng } from "../src/util/rng.ts";
 import { type Exit, runNode } from "./helpers/spawn.ts";
@@ -94,7 +95,10 @@ describe("config", () => {
         { sampling: { alphaLow: 0.9, alphaHigh: 0.8 } },
         /sampling\.alphaHigh must be a number ≥ sampling\.alphaLow/,
       ],
-      [{ skills: ["code", "chess"] }, /unknown skill "chess"; known skills: code, os, db/],
+      [
+        { skills: ["code", "chess"] },
+        /unknown skill "chess"; built-in skills are code, os, db, or load one from files/,
+      ],
       [{ skills: ["code"] }, /at least two skills/],
       [{ skills: ["code", "code"] }, /must not repeat/],
       [{ generation: 5 }, /generation is not a field here; allowed: .*generations/],
@@ -442,7 +446,9 @@ async function scriptedEvaluator(factorsDir: string): Promise<Evaluator> {
         );
       }
       const t = { materialise: 0, load: 0, generate: 1, grade: 1, evaluate: 2 };
-      return { scores, timings: t, worker: 0, attempts: 1 };
+      // As if child 5's answers had broken a grading lane twice (recorded, verdicts unchanged).
+      const gradingFallbacks = job.name === "child-5" ? 2 : 0;
+      return { scores, timings: t, worker: 0, attempts: 1, gradingFallbacks };
     },
     async close() {},
   };
@@ -461,6 +467,21 @@ test("archives fill, and an interrupted run resumes to the uninterrupted result"
   assert.ok(outcomes.includes("new-cell") && outcomes.includes("improved"), "the archives change");
   assert.ok(ref.elites.length > 6);
   checkArchives(ref, defaultConfig().archive.bins);
+  assert.deepEqual((await runStatus(whole)).gradingFallbacks, { children: [5], answers: 2 });
+
+  // A store of schema 1 (before grading_fallbacks) still reads, and gains the column.
+  const old = join(dir, "scripted-schema-1");
+  await cp(whole, old, { recursive: true });
+  const db = openDatabase(join(old, "run.db"), { fileMustExist: true });
+  db.exec("ALTER TABLE children DROP COLUMN grading_fallbacks");
+  db.prepare("UPDATE meta SET value = '1' WHERE key = 'schema'").run();
+  db.close();
+  assert.deepEqual((await runStatus(old)).gradingFallbacks, { children: [], answers: 0 });
+  (await RunStore.open(old)).close();
+  const migrated = await RunStore.open(old, { readonly: true });
+  assert.equal(migrated.getMeta("schema"), "2");
+  assert.equal(migrated.children().length, 30);
+  migrated.close();
 
   const cut = join(dir, "scripted-cut");
   for (const stopAt of [7, 19]) {

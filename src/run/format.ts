@@ -129,6 +129,13 @@ export function formatStatus(r: RunStatusReport): string {
       `Outside generation and grading: ${(100 * r.timings.overheadShare).toFixed(1)}%`,
     );
   }
+  const fb = r.gradingFallbacks;
+  if (fb.answers > 0) {
+    lines.push(
+      `Grading: ${fb.answers} answer(s) re-run in a sandbox of their own after breaking a lane ` +
+        `(children ${fb.children.map((i) => `#${i}`).join(", ")}); verdicts are unaffected`,
+    );
+  }
   for (const f of r.finals) {
     lines.push(
       "",

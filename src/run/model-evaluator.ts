@@ -83,6 +83,8 @@ export type EvalTimings = Pick<Timings, "materialise" | "load" | "generate" | "g
 export interface EvalResult {
   scores: Scores;
   timings: EvalTimings;
+  /** Answers re-run in a sandbox of their own because a grading lane broke (verdicts unchanged). */
+  gradingFallbacks: number;
 }
 
 export class ModelEvaluator {
@@ -186,6 +188,7 @@ export class ModelEvaluator {
       }
       return {
         scores,
+        gradingFallbacks: before && after ? after.fallback - before.fallback : 0,
         timings: {
           materialise,
           load,

@@ -433,6 +433,7 @@ function commitChild(
       timings,
       worker: r.worker,
       attempts: r.attempts,
+      gradingFallbacks: r.gradingFallbacks ?? 0,
     },
     changed,
   );

@@ -61,6 +61,8 @@ export interface RunStatusReport {
   bestMean: { id: number; mean: number; scores: Scores } | null;
   /** Mean step times over the finished children, or null before the first. */
   timings: TimingSummary | null;
+  /** Children with answers re-run alone after a grading lane broke, and those answers. */
+  gradingFallbacks: { children: number[]; answers: number };
   /** The final models ("aggregate", "best-mean") once the run finished; `model` is a path. */
   finals: {
     name: string;
@@ -148,6 +150,10 @@ export async function runStatus(dir: string): Promise<RunStatusReport> {
       archives,
       bestMean,
       timings: summariseTimings(children.map((c) => c.timings)),
+      gradingFallbacks: {
+        children: children.filter((c) => c.gradingFallbacks > 0).map((c) => c.index),
+        answers: children.reduce((s, c) => s + c.gradingFallbacks, 0),
+      },
       finals: store.finals().map((f) => ({
         name: f.name,
         sources: f.sources.ids,

@@ -18,7 +18,9 @@ import type { RunConfig } from "./config.ts";
 import { type Database, openDatabase } from "./sqlite.ts";
 
 export const DB_FILE = "run.db";
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
+/** Schema 1 lacked children.grading_fallbacks; opened for writing, it gains the column. */
+const READABLE_SCHEMAS = ["1", "2"];
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -44,7 +46,8 @@ CREATE TABLE IF NOT EXISTS children (
   metrics TEXT NOT NULL,
   t_select REAL, t_crossover REAL, t_mutate REAL, t_materialise REAL, t_load REAL,
   t_generate REAL, t_grade REAL, t_evaluate REAL, t_tell REAL,
-  worker INTEGER, attempts INTEGER, finished_at TEXT NOT NULL);
+  worker INTEGER, attempts INTEGER, finished_at TEXT NOT NULL,
+  grading_fallbacks INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS elites (
   archive INTEGER NOT NULL, cell INTEGER NOT NULL, id INTEGER NOT NULL,
   quality REAL NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (archive, cell));
@@ -138,6 +141,11 @@ export interface ChildRecord {
   worker: number;
   attempts: number;
   finishedAt: string;
+  /**
+   * Answers of this child re-run in a sandbox of their own because a grading lane broke
+   * (a hostile answer; verdicts are unaffected). 0 normally.
+   */
+  gradingFallbacks: number;
 }
 
 export interface EliteRow {
@@ -303,8 +311,13 @@ export class RunStore {
     const db = openDatabase(path, { fileMustExist: true, readonly: opts.readonly });
     const store = new RunStore(abs, db);
     if (!opts.readonly) store.setup();
-    const schema = store.getMeta("schema");
-    if (schema !== String(SCHEMA_VERSION)) {
+    let schema = store.getMeta("schema");
+    if (schema === "1" && !opts.readonly) {
+      db.exec("ALTER TABLE children ADD COLUMN grading_fallbacks INTEGER NOT NULL DEFAULT 0");
+      store.setMeta("schema", String(SCHEMA_VERSION));
+      schema = String(SCHEMA_VERSION);
+    }
+    if (!READABLE_SCHEMAS.includes(schema ?? "")) {
       db.close();
       throw new Error(
         `${path} has run-store schema ${schema ?? "none"}; this cycleqd reads schema ${SCHEMA_VERSION}`,
@@ -504,8 +517,9 @@ export class RunStore {
             `INSERT INTO children (idx, seq, id, task, task_name, parent1, parent2, fallback,
             omega1, omega2, weight1, weight2, resamples, mutation, mutation_r, genome, scores,
             outcomes, entered, metrics, t_select, t_crossover, t_mutate, t_materialise, t_load,
-            t_generate, t_grade, t_evaluate, t_tell, worker, attempts, finished_at)
-           VALUES (${Array(32).fill("?").join(", ")})`,
+            t_generate, t_grade, t_evaluate, t_tell, worker, attempts, finished_at,
+            grading_fallbacks)
+           VALUES (${Array(33).fill("?").join(", ")})`,
           )
           .run([
             rec.index,
@@ -540,6 +554,7 @@ export class RunStore {
             rec.worker,
             rec.attempts,
             now(),
+            rec.gradingFallbacks,
           ]);
         this.putElites(elites.map((e) => ({ ...e, seq })));
         return seq;
@@ -591,6 +606,8 @@ export class RunStore {
         worker: r.worker as number,
         attempts: r.attempts as number,
         finishedAt: r.finished_at as string,
+        // Absent from stores of schema 1 opened read-only.
+        gradingFallbacks: (r.grading_fallbacks as number | undefined) ?? 0,
       }));
   }
 
