@@ -280,6 +280,7 @@ test("a micro build stopped after stage 2 resumes there and writes a loadable zo
     .map((l) => JSON.parse(l));
   assert.equal(lines.length, 4);
   assert.deepEqual(Object.keys(lines[0]).sort(), [
+    "gradable",
     "id",
     "output",
     "pass",
