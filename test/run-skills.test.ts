@@ -150,9 +150,17 @@ describe("multi-turn skills", () => {
     } finally {
       await runner.close();
     }
+    const sqlAgent = validateConfig(
+      tinyConfig(dir, {
+        skills: ["code", { ...dbbench, turns: 4 }],
+        models: { base: "base.gguf", experts: { code: "code.gguf", sql: "os.gguf" } },
+      }),
+      dir,
+    );
+    assert.equal(buildSkills(sqlAgent)[1].episodes?.maxRounds, 4);
     assert.throws(
-      () => validateConfig(tinyConfig(dir, { skills: ["code", { ...dbbench, turns: 2 }] }), dir),
-      /turns: multi-turn episodes exist for os-interaction skills only/,
+      () => validateConfig(tinyConfig(dir, { skills: ["code", { ...mbpp, turns: 2 }] }), dir),
+      /turns: multi-turn episodes exist for os-interaction and dbbench skills only/,
     );
   });
 });

@@ -345,8 +345,10 @@ function readSkills(
     if (e.maxTokens !== undefined) src.maxTokens = r.int(e.maxTokens, `${at}.maxTokens`, 256, 1);
     if (e.scriptDir !== undefined) src.scriptDir = r.path(e.scriptDir, `${at}.scriptDir`, "");
     if (e.turns !== undefined) {
-      if (kind !== "os-interaction") {
-        r.problems.push(`${at}.turns: multi-turn episodes exist for os-interaction skills only`);
+      if (kind !== "os-interaction" && kind !== "dbbench") {
+        r.problems.push(
+          `${at}.turns: multi-turn episodes exist for os-interaction and dbbench skills only`,
+        );
       } else src.turns = r.int(e.turns, `${at}.turns`, 1, 1, 100);
     }
     skills.push(name);
@@ -641,6 +643,7 @@ models:
 #     kind: os-interaction
 #     files: {opt: data/os-dev.json, test: data/os-test.json}
 #     turns: 5            # multi-turn AgentBench episodes of at most 5 model turns
+#                         # (os-interaction and dbbench)
 skills: [code, os, db]
 skillSeed: 1          # seed of the built-in skills' problems and of pool splits
 

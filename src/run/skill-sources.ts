@@ -42,7 +42,7 @@ export interface SkillSource {
   maxTokens?: number;
   /** os-interaction: where check scripts named by the records live (default: the file's folder). */
   scriptDir?: string;
-  /** os-interaction: judge as multi-turn episodes of at most this many model turns. */
+  /** os-interaction, dbbench: judge as multi-turn episodes of at most this many model turns. */
   turns?: number;
 }
 
@@ -83,7 +83,7 @@ function loadSkill(name: string, src: SkillSource, seed: number): Skill<never> |
     case "evalplus":
       return loadMbppSkill(sources, common) as unknown as Skill;
     case "dbbench":
-      return loadDbBenchSkill(sources, common) as unknown as Skill;
+      return loadDbBenchSkill(sources, { ...common, turns: src.turns }) as unknown as Skill;
     case "os-interaction":
       return loadOsInteractionSkill(sources, {
         ...common,

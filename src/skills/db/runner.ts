@@ -26,7 +26,12 @@ export interface SqlOutcome {
   state: Record<string, SqlValue[][]>;
 }
 
-const SQL_RUNNER_PY = String.raw`import json, os, sqlite3, sys, time
+/**
+ * Python shared by the SQL scripts: reads spec.json (and removes it), then defines `q` (a
+ * quoted name), `value` (a result value as JSON can carry it), `connect` (SQLite with ATTACH
+ * off and values capped at 1 MB) and `build` (spec.json's tables into a connection).
+ */
+export const SQL_PRELUDE_PY = `import json, os, sqlite3, sys, time
 spec = json.load(open("spec.json"))
 os.remove("spec.json")
 tag = spec["nonce"]
@@ -42,11 +47,14 @@ def value(v):
         return None
     return v
 
-def build():
-    conn = sqlite3.connect(":memory:", isolation_level=None)
+def connect(path):
+    conn = sqlite3.connect(path, isolation_level=None)
     if hasattr(conn, "setlimit"):
         conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
         conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 1000000)
+    return conn
+
+def build(conn):
     for t in spec["tables"]:
         coll = " COLLATE NOCASE" if t.get("nocase") else ""
         cols = ", ".join(q(c["name"]) + " " + c["type"] + coll for c in t["columns"])
@@ -54,9 +62,12 @@ def build():
         marks = ", ".join("?" for _ in t["columns"])
         conn.executemany("INSERT INTO %s VALUES (%s)" % (q(t["name"]), marks), t["rows"])
     return conn
+`;
+
+const SQL_RUNNER_PY = String.raw`${SQL_PRELUDE_PY}
 
 def run(sql):
-    conn = build()
+    conn = build(connect(":memory:"))
     deadline = time.time() + spec["seconds"]
     conn.set_progress_handler(lambda: 1 if time.time() > deadline else 0, 10000)
     res = {"rows": [], "state": {}}

@@ -18,10 +18,18 @@
  * still load and run: a table with a row of the wrong length is created empty (MySQL rejects
  * the one multi-row INSERT of all rows), one with a duplicate or invalid column name is not
  * created at all (MySQL rejects the CREATE TABLE).
+ *
+ * Many turns (`turns`, `dbEpisode` with `runEpisodes`): AgentBench's protocol. The agent runs
+ * SQL ("Action: Operation" and a ```sql block) and sees the result rows, or the error, until
+ * it commits ("Action: Answer", "Final Answer: [...]"); its statements change the episode's
+ * own database, which persists from turn to turn (db/session.ts), and a change is judged by
+ * the hash of the tables it leaves.
  */
 import { createHash } from "node:crypto";
+import type { Environment, StepResult } from "../agent.ts";
 import { mysqlToSqlite } from "../db/mysql.ts";
 import { runSql, type SqlOutcome, type SqlValue, type TableSpec } from "../db/runner.ts";
+import { SqlSession } from "../db/session.ts";
 import { clip, extractAnswer } from "../text.ts";
 import type { Grade, Problem, Runner, Skill, Split } from "../types.ts";
 import { DataError, Fields, type SourceRecord } from "./records.ts";
@@ -317,10 +325,10 @@ export function tableHash(rows: SqlValue[][]): string {
 }
 
 /** All tables' hashes, sorted and joined by "_" (calculate_tables_hash_async). */
-function stateHash(o: SqlOutcome, tables: TableSpec[]): string {
+function stateHash(state: Record<string, SqlValue[][] | string>, tables: TableSpec[]): string {
   return tables
     .map((t) => {
-      const rows = o.state[t.name];
+      const rows = state[t.name];
       return Array.isArray(rows) ? tableHash(rows) : "missing";
     })
     .sort()
@@ -348,21 +356,22 @@ function notGradable(reason: string): Grade {
   return { pass: false, gradable: false, reason };
 }
 
-async function gradeChange(run: Runner, p: DbBenchProblem, sql: string): Promise<Grade> {
-  // The reference runs beside every answer, so the verdict on gradability does not depend
-  // on the answer: SQLite must reproduce AgentBench's answer_md5 with it.
-  const queries = [...(p.reference ? [p.reference] : []), ...(sql ? [sql] : [])].map(mysqlToSqlite);
-  const res = await runSql(run, builtTables(p), queries);
-  if ("failure" in res) return { pass: false, reason: res.failure };
+const isChange = (p: DbBenchProblem) => MUTATIONS.includes(p.type.toUpperCase());
+
+/**
+ * The table hash a change must leave, from the reference statement's outcome (`ref`, absent
+ * without a reference) and answer_md5; or the grade of a problem SQLite cannot grade, where
+ * the reference fails here or does not give answer_md5.
+ */
+function changeTarget(p: DbBenchProblem, ref: SqlOutcome | undefined): { want: string } | Grade {
   let want = p.answerMd5;
-  if (p.reference) {
-    const ref = res.outcomes[0];
+  if (ref) {
     if (ref.error !== undefined) {
       return notGradable(
         `not gradable here: the reference statement fails in SQLite (${clip(ref.error, 60)})`,
       );
     }
-    const refHash = stateHash(ref, p.tables);
+    const refHash = stateHash(ref.state, p.tables);
     if (want === undefined) want = refHash;
     else if (refHash !== want) {
       return notGradable(
@@ -370,17 +379,37 @@ async function gradeChange(run: Runner, p: DbBenchProblem, sql: string): Promise
       );
     }
   }
-  if (!sql) return { pass: false, reason: "empty answer" };
-  const got = res.outcomes[res.outcomes.length - 1];
-  if (got.error !== undefined) return { pass: false, reason: `SQL error: ${clip(got.error, 80)}` };
-  return stateHash(got, p.tables) === want
+  // The loader keeps no change without a reference or answer_md5.
+  return { want: want as string };
+}
+
+function judgeChange(
+  p: DbBenchProblem,
+  state: Record<string, SqlValue[][] | string>,
+  want: string,
+): Grade {
+  return stateHash(state, p.tables) === want
     ? { pass: true, reason: "ok" }
     : { pass: false, reason: `wrong table contents (hash differs)${setupNote(p)}` };
 }
 
+async function gradeChange(run: Runner, p: DbBenchProblem, sql: string): Promise<Grade> {
+  // The reference runs beside every answer, so the verdict on gradability does not depend
+  // on the answer: SQLite must reproduce AgentBench's answer_md5 with it.
+  const queries = [...(p.reference ? [p.reference] : []), ...(sql ? [sql] : [])].map(mysqlToSqlite);
+  const res = await runSql(run, builtTables(p), queries);
+  if ("failure" in res) return { pass: false, reason: res.failure };
+  const target = changeTarget(p, p.reference ? res.outcomes[0] : undefined);
+  if (!("want" in target)) return target;
+  if (!sql) return { pass: false, reason: "empty answer" };
+  const got = res.outcomes[res.outcomes.length - 1];
+  if (got.error !== undefined) return { pass: false, reason: `SQL error: ${clip(got.error, 80)}` };
+  return judgeChange(p, got.state, target.want);
+}
+
 async function gradeDbBench(run: Runner, p: DbBenchProblem, sql: string): Promise<Grade> {
   const answer = sql.trim();
-  if (MUTATIONS.includes(p.type.toUpperCase())) return gradeChange(run, p, answer);
+  if (isChange(p)) return gradeChange(run, p, answer);
   if (answer === "") return { pass: false, reason: "empty answer" };
   const res = await runSql(run, builtTables(p), [mysqlToSqlite(answer)]);
   if ("failure" in res) return { pass: false, reason: res.failure };
@@ -393,6 +422,203 @@ async function gradeDbBench(run: Runner, p: DbBenchProblem, sql: string): Promis
     reason: `wrong result: got ${clip(JSON.stringify(values), 50)}, expected ${clip(JSON.stringify(p.label), 50)}${setupNote(p)}`,
   };
 }
+export type DbAction =
+  | { action: "operation"; sql: string }
+  | { action: "answer"; answer: string[] | null }
+  | { action: "invalid"; why: string };
+
+/**
+ * AgentBench DB's action parser (its v0.2 task): the first "Action: ..." line decides. An
+ * Operation runs the first ```sql block; any other turn commits, with the list on its "Final
+ * Answer:" line (null without one). An Operation without a ```sql block is invalid.
+ */
+export function parseDbAction(raw: string): DbAction {
+  const act = /Action:[ \t]*([^\n]*)/.exec(raw);
+  if (act && /^operation\b/i.test(act[1].trim())) {
+    const block = /```sql[ \t]*\n([\s\S]*?)\n?[ \t]*```/i.exec(raw);
+    if (!block) return { action: "invalid", why: "Action: Operation without a ```sql block" };
+    return { action: "operation", sql: block[1].trim() };
+  }
+  const fin = /(?:^|\n)[ \t]*Final Answer:([^\n]*)/.exec(raw);
+  return { action: "answer", answer: fin ? parseAnswerList(fin[1]) : null };
+}
+
+/** A Python string literal's escapes, resolved (JSON's \uXXXX included). */
+const PY_ESCAPES: Record<string, string> = { n: "\n", t: "\t", r: "\r", "0": "\0" };
+
+/**
+ * The committed answer list, as AgentBench reads it (Python's `eval`, else the whole text as
+ * one answer): a list (or tuple) of quoted strings, numbers or bare words. An item that is
+ * itself a list or tuple is kept as its text, which matches no label, as in AgentBench.
+ */
+export function parseAnswerList(text: string): string[] {
+  const s = text.trim();
+  const whole = [s];
+  const open = s[0];
+  if (open !== "[" && open !== "(") return whole;
+  const close = open === "[" ? "]" : ")";
+  const items: string[] = [];
+  let i = 1;
+  const skipBlanks = () => {
+    while (i < s.length && /\s/.test(s[i])) i++;
+  };
+  for (;;) {
+    skipBlanks();
+    if (s[i] === close) break;
+    let item: string;
+    if (s[i] === "'" || s[i] === '"') {
+      const q = s[i++];
+      item = "";
+      for (; i < s.length && s[i] !== q; i++) {
+        if (s[i] !== "\\" || i + 1 >= s.length) {
+          item += s[i];
+          continue;
+        }
+        const e = s[++i];
+        if (e === "u" && /^[0-9a-fA-F]{4}$/.test(s.slice(i + 1, i + 5))) {
+          item += String.fromCharCode(Number.parseInt(s.slice(i + 1, i + 5), 16));
+          i += 4;
+        } else item += PY_ESCAPES[e] ?? e;
+      }
+      if (i >= s.length) return whole;
+      i++;
+    } else {
+      // A bare item (a number, None) up to the next comma or the close at its own depth.
+      const start = i;
+      let depth = 0;
+      let quote = "";
+      for (; i < s.length; i++) {
+        const c = s[i];
+        if (quote) {
+          if (c === "\\") i++;
+          else if (c === quote) quote = "";
+        } else if (c === "'" || c === '"') quote = c;
+        else if (c === "[" || c === "(") depth++;
+        else if (c === "]" || c === ")") {
+          if (depth === 0) break;
+          depth--;
+        } else if (c === "," && depth === 0) break;
+      }
+      item = s.slice(start, i).trim();
+      if (item === "") return whole;
+    }
+    items.push(item);
+    skipBlanks();
+    if (s[i] === ",") {
+      i++;
+      continue;
+    }
+    if (s[i] === close) break;
+    return whole;
+  }
+  return s.slice(i + 1).trim() === "" ? items : whole;
+}
+
+const EPISODE_INTRO =
+  "You help me answer a question by operating a MySQL database with SQL. Explain the problem " +
+  "and your thoughts first; then, each turn, take exactly one action.\n" +
+  "To run SQL (one statement, on one line; only the first ```sql block of a turn runs):\n" +
+  "Action: Operation\n```sql\nSELECT * FROM table WHERE condition;\n```\n" +
+  "I will run it and show you the raw result rows, or the error.\n" +
+  "When you are done, commit your answer:\n" +
+  'Action: Answer\nFinal Answer: ["ANSWER1", "ANSWER2", ...]\n' +
+  "Commit only when you are sure: the answer must be exactly right. If the question asks to " +
+  "change the database, make the change first; then the answer can be anything.\n\n";
+
+/** The opening of an episode's transcript: the rules, the question and the table. */
+export function dbEpisodePrompt(p: DbBenchProblem): string {
+  const info = p.addDescription ? `${p.addDescription}\n` : "";
+  return `${EPISODE_INTRO}Question: ${p.instruction}\n${info}Agent: `;
+}
+
+/** Stop strings for `runEpisodes` with `dbEpisode`: the observation's prefix. */
+export const DB_EPISODE_STOP = ["\nDatabase:"];
+
+export interface DbEpisodeOptions {
+  /** Characters of a result shown to the agent (AgentBench: 800, then "[TRUNCATED]"). */
+  maxOutput?: number;
+}
+
+/**
+ * AgentBench DB's multi-turn protocol, for `runEpisodes`: each "Action: Operation" runs its
+ * SQL on the episode's own database in the sandbox (a SqlSession: the SQLite file goes from
+ * one turn's sandbox to the next) and shows the result rows as Python prints them, or the
+ * error; "Action: Answer" (any turn that is not an Operation) commits. A query is judged by
+ * its "Final Answer:" list against the label (`compareAnswers`), a change by the hash of the
+ * tables the agent left (answer_md5). A change whose reference SQLite cannot reproduce ends
+ * at its first step, not gradable, whatever the agent does.
+ */
+export function dbEpisode(
+  run: Runner,
+  p: DbBenchProblem,
+  opts: DbEpisodeOptions = {},
+): Environment {
+  const maxOutput = opts.maxOutput ?? 800;
+  const tables = builtTables(p);
+  const session = new SqlSession(
+    run,
+    tables,
+    tables.map((t) => t.name),
+    { maxChars: maxOutput },
+  );
+  const change = isChange(p);
+  let target: Promise<{ want: string } | Grade> | undefined;
+  // For a change: the hash to reach, or the grade saying it cannot be graded here.
+  const changeTargetOf = () => {
+    target ??= (async () => {
+      if (!p.reference) return changeTarget(p, undefined);
+      const res = await runSql(run, tables, [mysqlToSqlite(p.reference)]);
+      if ("failure" in res) return { pass: false, reason: res.failure };
+      return changeTarget(p, res.outcomes[0]);
+    })();
+    return target;
+  };
+  /** The grade that ends the episode when the change cannot be graded (or checked) here. */
+  const blocked = async (): Promise<Grade | undefined> => {
+    if (!change) return undefined;
+    const t = await changeTargetOf();
+    return "want" in t ? undefined : t;
+  };
+  const commit = async (answer: string[] | null): Promise<Grade> => {
+    if (change) {
+      const t = await changeTargetOf();
+      if (!("want" in t)) return t;
+      const s = await session.state();
+      if ("failure" in s) return { pass: false, reason: s.failure };
+      return judgeChange(p, s.state, t.want);
+    }
+    // AgentBench: any turn that is not an Operation commits; without "Final Answer:", it fails.
+    if (answer === null) return { pass: false, reason: "committed without a Final Answer line" };
+    if (compareAnswers(answer, p.label)) return { pass: true, reason: "ok" };
+    return {
+      pass: false,
+      reason: `wrong answer: got ${clip(JSON.stringify(answer), 50)}, expected ${clip(JSON.stringify(p.label), 50)}${setupNote(p)}`,
+    };
+  };
+  return {
+    start: async () => dbEpisodePrompt(p),
+    step: async (text): Promise<StepResult> => {
+      const a = parseDbAction(text);
+      if (a.action === "answer") return { done: true, grade: await commit(a.answer) };
+      if (a.action === "invalid") {
+        return {
+          done: true,
+          grade: (await blocked()) ?? { pass: false, reason: `invalid action: ${a.why}` },
+        };
+      }
+      // The check of the change's reference runs beside the agent's first statement.
+      const [r, stop] = await Promise.all([session.exec(mysqlToSqlite(a.sql)), blocked()]);
+      if (stop) return { done: true, grade: stop };
+      if ("failure" in r) return { done: true, grade: { pass: false, reason: r.failure } };
+      let out = "error" in r ? `Error: ${r.error}` : r.rows;
+      if (out.length > maxOutput) out = `${out.slice(0, maxOutput)}[TRUNCATED]`;
+      return { done: false, observation: `\nDatabase: ${out}\nAgent: ` };
+    },
+    timeout: async () =>
+      (await blocked()) ?? { pass: false, reason: "round limit reached before an answer" },
+  };
+}
+
 /** One-turn prompt: AgentBench's table description and question, then the SQL on one line. */
 function dbBenchPrompt(p: DbBenchProblem): string {
   const info = p.addDescription ? `${p.addDescription}\n` : "";
@@ -403,6 +629,12 @@ export interface DbBenchOptions extends LoadOptions {
   name?: string;
   maxTokens?: number;
   format?: (p: DbBenchProblem) => string;
+  /**
+   * Judge as multi-turn episodes of at most this many model turns (AgentBench's protocol,
+   * `dbEpisode`: SQL operations with their results, then "Action: Answer"; AgentBench uses
+   * 15). Default: one turn, the answer one SQL statement.
+   */
+  turns?: number;
 }
 
 /**
@@ -427,6 +659,15 @@ export function loadDbBenchSkill(
     stop,
     terminator: "\n",
     maxTokens: opts.maxTokens ?? 256,
+    ...(opts.turns === undefined
+      ? {}
+      : {
+          episodes: {
+            environment: (p: DbBenchProblem, run: Runner) => dbEpisode(run, p),
+            maxRounds: opts.turns,
+            stop: DB_EPISODE_STOP,
+          },
+        }),
     grade: (p, output, ctx) => gradeDbBench(ctx.run, p, extractAnswer(output, stop)),
   };
 }
