@@ -4,6 +4,7 @@
  * hang it and ATTACH or VACUUM INTO could write files.
  */
 
+import type { SandboxResult } from "../../sandbox/index.ts";
 import { SQL_LIMITS } from "../limits.ts";
 import { nonce, ranTooLong } from "../text.ts";
 import type { Runner } from "../types.ts";
@@ -106,17 +107,29 @@ export async function runSql(
     files: { "runner.py": SQL_RUNNER_PY, "spec.json": JSON.stringify(spec) },
     ...SQL_LIMITS,
   });
+  const reply = taggedReply<SqlOutcome[]>(res, tag, "the SQL runner");
+  return "failure" in reply ? reply : { outcomes: reply.value };
+}
+
+/**
+ * The JSON a sandboxed script printed on the stdout line tagged with `tag` (a nonce the
+ * program it runs cannot know), or why there is none.
+ */
+export function taggedReply<T>(
+  res: SandboxResult,
+  tag: string,
+  what: string,
+): { value: T } | { failure: string } {
   if (ranTooLong(res)) return { failure: "timeout" };
   const line = res.stdout.split("\n").find((l) => l.startsWith(tag));
   if (!line) {
     if (res.outputTruncated) return { failure: "too much output" };
     const err = res.stderr.trim().split("\n").pop() ?? "";
     return {
-      failure:
-        `the SQL runner ended early (${res.reason ?? `exit code ${res.exitCode}`}) ${err}`.trim(),
+      failure: `${what} ended early (${res.reason ?? `exit code ${res.exitCode}`}) ${err}`.trim(),
     };
   }
-  return { outcomes: JSON.parse(line.slice(tag.length)) as SqlOutcome[] };
+  return { value: JSON.parse(line.slice(tag.length)) as T };
 }
 
 /** Equality of SQL values: numbers within 1e-6 (so 5 equals 5.0), everything else exact. */

@@ -5,9 +5,9 @@
  * model-written SQL running in this process. The first run builds the tables.
  */
 import { SQL_LIMITS } from "../limits.ts";
-import { nonce, ranTooLong } from "../text.ts";
+import { nonce } from "../text.ts";
 import type { Runner } from "../types.ts";
-import { SQL_PRELUDE_PY, type SqlValue, type TableSpec } from "./runner.ts";
+import { SQL_PRELUDE_PY, type SqlValue, type TableSpec, taggedReply } from "./runner.ts";
 
 /**
  * Runs spec.json's statement (if any) on db.sqlite, building the tables first when there is
@@ -156,16 +156,7 @@ export class SqlSession {
     };
     if (this.image) files["db.sqlite"] = this.image;
     const res = await this.run({ command: ["python3", "-I", "session.py"], files, ...SQL_LIMITS });
-    if (ranTooLong(res)) return { failure: "timeout" };
-    const line = res.stdout.split("\n").find((l) => l.startsWith(tag));
-    if (!line) {
-      if (res.outputTruncated) return { failure: "too much output" };
-      const err = res.stderr.trim().split("\n").pop() ?? "";
-      return {
-        failure:
-          `the SQL session ended early (${res.reason ?? `exit code ${res.exitCode}`}) ${err}`.trim(),
-      };
-    }
-    return JSON.parse(line.slice(tag.length)) as Reply;
+    const reply = taggedReply<Reply>(res, tag, "the SQL session");
+    return "failure" in reply ? reply : reply.value;
   }
 }
