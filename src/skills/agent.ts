@@ -3,6 +3,7 @@
  * observation, and so on until the model commits (or the round limit is hit); then the
  * environment grades. Every round sends all live episodes to the engine in one generate() call.
  */
+import type { ChatFormatter } from "./chat.ts";
 import { defaultConcurrency, mapLimit } from "./pool.ts";
 import type { Grade, SkillModel } from "./types.ts";
 
@@ -30,6 +31,12 @@ export interface EpisodeOptions {
   turnEnd?: string;
   /** Environment steps running at once (default 2 × CPU cores). */
   concurrency?: number;
+  /**
+   * The model's chat template: the episode is then a conversation (the task and each
+   * observation as user messages, each turn as the assistant's), and the template's
+   * end-of-turn strings also stop a turn. Absent or null: one raw transcript.
+   */
+  chat?: ChatFormatter | null;
 }
 
 export interface Turn {
@@ -47,6 +54,8 @@ export interface EpisodeResult extends Grade {
 interface Live {
   env: Environment;
   transcript: string;
+  /** With a chat template: user, assistant, user, ... messages so far. */
+  messages: string[];
   turns: Turn[];
   result?: EpisodeResult;
 }
@@ -71,21 +80,36 @@ export async function runEpisodes(
   }
   const concurrency = opts.concurrency ?? defaultConcurrency();
   const turnEnd = opts.turnEnd ?? "";
+  const chat = opts.chat ?? null;
+  const stop = chat ? [...new Set([...opts.stop, ...chat.stops])] : opts.stop;
   const live: Live[] = await Promise.all(
-    envs.map(async (env) => ({ env, transcript: await env.start(), turns: [] })),
+    envs.map(async (env) => {
+      const transcript = await env.start();
+      return { env, transcript, messages: [transcript], turns: [] };
+    }),
   );
   for (let round = 1; round <= opts.maxRounds; round++) {
     const active = live.filter((e) => !e.result);
     if (active.length === 0) break;
     const gens = await model.generate(
-      active.map((e) => ({ prompt: e.transcript, maxTokens: opts.maxTokens, stop: opts.stop })),
+      active.map((e) =>
+        chat
+          ? {
+              prompt: chat.conversation(e.messages),
+              maxTokens: opts.maxTokens,
+              stop,
+              special: true,
+            }
+          : { prompt: e.transcript, maxTokens: opts.maxTokens, stop },
+      ),
     );
     await mapLimit(active, concurrency, async (e, i) => {
-      const action = cut(gens[i].text, opts.stop);
+      const action = cut(gens[i].text, stop);
       const r = await e.env.step(action);
       const observation = r.observation ?? "";
       e.turns.push({ action, observation });
       e.transcript += action + turnEnd + observation;
+      e.messages.push(action, observation.trim());
       if (r.done) {
         e.result = { ...r.grade, rounds: round, turns: e.turns, transcript: e.transcript };
       }

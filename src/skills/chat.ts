@@ -34,6 +34,12 @@ export interface ChatFormatter {
    */
   format(userText: string): string;
   /**
+   * The prompt for a conversation: `turns` alternate user and assistant messages, starting
+   * and ending with a user message (an agent's episode: the task, then each observation),
+   * formatted like `format` (system turn, generation prompt, no doubled BOS).
+   */
+  conversation(turns: readonly string[]): string;
+  /**
    * The template's end-of-turn token text, then the EOS (and EOT/EOM) token texts, each once:
    * phi-3 gives `<|end|>`, `<|endoftext|>`.
    */
@@ -112,14 +118,14 @@ export function chatFormatter(meta: GgufMetadata, opts: ChatOptions = {}): ChatF
   const system = opts.system ?? "";
   const mode: ChatFormatter["system"] =
     system === "" ? "none" : supportsSystem(render) ? "template" : "user";
-  const messages = (userText: string): Message[] => {
-    if (mode === "template") {
-      return [
-        { role: "system", content: system },
-        { role: "user", content: userText },
-      ];
-    }
-    return [{ role: "user", content: mode === "user" ? `${system}\n\n${userText}` : userText }];
+  const messages = (turns: readonly string[]): Message[] => {
+    const out: Message[] = turns.map((content, i) => ({
+      role: i % 2 === 0 ? "user" : "assistant",
+      content,
+    }));
+    if (mode === "template") return [{ role: "system", content: system }, ...out];
+    if (mode === "user") out[0] = { role: "user", content: `${system}\n\n${turns[0]}` };
+    return out;
   };
   const stripBos = (text: string): string =>
     addBos && bosToken !== "" && text.startsWith(bosToken) ? text.slice(bosToken.length) : text;
@@ -127,7 +133,13 @@ export function chatFormatter(meta: GgufMetadata, opts: ChatOptions = {}): ChatF
   return {
     format: (userText: string) => {
       if (typeof userText !== "string") throw new Error("chat format needs a string");
-      return stripBos(renderChecked(messages(userText)));
+      return stripBos(renderChecked(messages([userText])));
+    },
+    conversation: (turns: readonly string[]) => {
+      if (turns.length % 2 !== 1 || !turns.every((t) => typeof t === "string")) {
+        throw new Error("a chat conversation alternates user and assistant, from user to user");
+      }
+      return stripBos(renderChecked(messages(turns)));
     },
     stops: unique([
       endOfTurn(render, vocab),

@@ -193,7 +193,7 @@ async function evaluateWith(
   return out;
 }
 
-/** A multi-turn skill's problems as AgentBench episodes (raw transcripts, no chat template). */
+/** A multi-turn skill's problems as AgentBench episodes (a conversation with a chat template). */
 async function episodes(
   model: SkillModel,
   skill: Skill,
@@ -212,6 +212,7 @@ async function episodes(
       maxTokens: skill.maxTokens,
       stop: e.stop,
       concurrency: opts.concurrency,
+      chat: opts.chat,
     },
   );
   return results.map((r, i) => {
