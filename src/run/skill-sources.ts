@@ -71,11 +71,11 @@ export function buildSkills(setup: SkillsSetup): Skill[] {
       if (!s) throw new Error(`unknown built-in skill "${name}"; known: ${MINI_SKILLS.join(", ")}`);
       return s;
     }
-    return loadSkill(name, src, setup.skillSeed) as Skill;
+    return loadSkill(name, src, setup.skillSeed);
   });
 }
 
-function loadSkill(name: string, src: SkillSource, seed: number): Skill<never> | Skill {
+function loadSkill(name: string, src: SkillSource, seed: number): Skill {
   const sources = splitSources(src, seed);
   const common = { name, strict: src.strict, maxTokens: src.maxTokens };
   switch (src.kind) {
