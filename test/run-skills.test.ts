@@ -4,12 +4,12 @@
  * tiny models, and the config errors a user meets on the way.
  */
 import assert from "node:assert/strict";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { ConfigError, validateConfig } from "../src/run/config.ts";
-import { run } from "../src/run/runner.ts";
+import { resume, run } from "../src/run/runner.ts";
 import { buildSkills } from "../src/run/skill-sources.ts";
 import { RunStore } from "../src/run/store.ts";
 import { evaluateSkills } from "../src/skills/evaluate.ts";
@@ -177,6 +177,37 @@ describe("any number of skills, end to end", () => {
       store.close();
     }
   }
+
+  test("a resumed run refuses data files that changed since it started", async () => {
+    const data = join(dir, "sql-pool.jsonl");
+    await copyFile(dbbench.pool, data);
+    const config = validateConfig(
+      tinyConfig(dir, {
+        generations: 3,
+        skills: ["code", { ...dbbench, pool: data }],
+        models: { base: "base.gguf", experts: { code: "code.gguf", sql: "os.gguf" } },
+      }),
+      dir,
+    );
+    const out = join(dir, "data-changed");
+    const ac = new AbortController();
+    const first = await run(config, {
+      out,
+      signal: ac.signal,
+      onEvent: (e) => {
+        if (e.type === "child") ac.abort();
+      },
+    });
+    assert.equal(first.status, "interrupted");
+    const original = await readFile(data, "utf8");
+    await writeFile(data, original.replace(/"label": \[[^\]]*\]/, '"label": ["changed"]'));
+    await assert.rejects(
+      resume(out),
+      /the data file .*sql-pool\.jsonl of skill sql changed since the run started/,
+    );
+    await writeFile(data, original);
+    assert.equal((await resume(out)).status, "finished");
+  });
 
   test("K = 2: two skills from files, one-dimensional archives", async () => {
     const got = await runK("k2", {

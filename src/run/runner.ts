@@ -31,7 +31,7 @@ import { writeGenomeModel } from "./export.ts";
 import { checkInputs, type Inputs, prepareInputs } from "./inputs.ts";
 import { type EvalJob, type EvaluatorSetup, evaluatorSetup } from "./model-evaluator.ts";
 import { runFactors } from "./seed-factors.ts";
-import { buildSkills } from "./skill-sources.ts";
+import { buildSkills, dataFiles } from "./skill-sources.ts";
 import {
   type EliteRow,
   type FinalRecord,
@@ -497,19 +497,32 @@ async function checkInputHashes(store: RunStore, inputs: Inputs): Promise<void> 
   const models = [inputs.base, ...inputs.experts];
   const rows = [];
   for (const m of models) rows.push({ ...m, sha256: await hashPath(m.gguf) });
+  // The skills' data files too (role "data:SKILL:PATH"): changed problems change the scores.
+  for (const [skill, src] of Object.entries(store.config.skillSources)) {
+    for (const f of dataFiles(src)) {
+      rows.push({ role: `data:${skill}:${f}`, source: f, gguf: f, sha256: await hashPath(f) });
+    }
+  }
   const saved = store.inputs();
   if (saved.length === 0) {
     store.setInputs(rows);
     return;
   }
+  // A run stored before data files were recorded has no "data:" rows: they are recorded now.
+  const hasData = saved.some((x) => x.role.startsWith("data:"));
   for (const r of rows) {
     const s = saved.find((x) => x.role === r.role);
+    if (r.role.startsWith("data:") && !hasData) continue;
     if (!s || s.sha256 !== r.sha256) {
+      const what = r.role.startsWith("data:")
+        ? `the data file ${r.source} of skill ${r.role.split(":")[1]}`
+        : `the ${r.role === "base" ? "base model" : `${r.role} expert`} (${r.source})`;
       throw new Error(
-        `the ${r.role === "base" ? "base model" : `${r.role} expert`} (${r.source}) changed since the run started; a run continues only with its own inputs`,
+        `${what} changed since the run started; a run continues only with its own inputs`,
       );
     }
   }
+  if (!hasData && rows.some((x) => x.role.startsWith("data:"))) store.setInputs(rows);
 }
 
 function eliteRows(archives: readonly Archive<Genome>[], seq: number): EliteRow[] {

@@ -54,6 +54,11 @@ export interface SkillsSetup {
   split: { opt: number; test: number };
 }
 
+/** Every data file a skill reads (none for the built-in skills). */
+export function dataFiles(src: SkillSource): string[] {
+  return [...Object.values(src.files ?? {}).flat(), ...(src.pool ?? [])];
+}
+
 /**
  * The configured skills, in config order. Throws a DataError for an unreadable or empty
  * data file, a problem in two splits, or (strict) a malformed record.
