@@ -20,7 +20,7 @@ import {
   readChatFormatter,
 } from "../src/skills/chat.ts";
 import { type GgufValue, gguf, openGguf, writeGguf } from "../src/tensors/gguf.ts";
-import { tinyLlamaConfig, tinyLlamaMetadata, tinyLlamaTensors } from "./helpers/tiny-gguf.ts";
+import { tinyLlamaConfig, tinyLlamaMetadata, tinyLlamaOnVocab } from "./helpers/tiny-gguf.ts";
 
 const VOCAB = join(import.meta.dirname, "fixtures", "vocab");
 const PHI3 = join(VOCAB, "ggml-vocab-phi-3.gguf");
@@ -194,19 +194,15 @@ describe("tiny LLaMA models on the real vocabularies, in llama.cpp", () => {
     rules: [number, number][],
     fallback: number,
   ): Promise<void> {
-    const tokens = vocab.get("tokenizer.ggml.tokens") as { value: string[] };
-    const cfg = {
-      ...tinyLlamaConfig({ nEmbd: 32, nLayer: 1, nHead: 4, nFf: 32, std: 0.02, seed: 3 }),
+    const { cfg, metadata, tensors } = tinyLlamaOnVocab(vocab, {
+      nEmbd: 32,
+      nLayer: 1,
+      nHead: 4,
+      nFf: 32,
+      std: 0.02,
+      seed: 3,
       contextLength: 128,
-      nVocab: tokens.value.length,
-    };
-    const metadata = new Map(
-      [...tinyLlamaMetadata(cfg)].filter(([k]) => !k.startsWith("tokenizer.")),
-    );
-    for (const [k, v] of vocab) if (k.startsWith("tokenizer.")) metadata.set(k, v);
-    // llama.cpp gives phi-3's special tokens their attributes by the model's name.
-    metadata.set("general.name", vocab.get("general.name") as GgufValue);
-    const tensors = tinyLlamaTensors(cfg);
+    });
     const data = (name: string) => tensors.find((t) => t.name === name)?.data as Float32Array;
     const embd = data("token_embd.weight");
     const out = data("output.weight");

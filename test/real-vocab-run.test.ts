@@ -17,12 +17,7 @@ import { stringify } from "yaml";
 import { type GgufValue, openGguf, writeGguf } from "../src/tensors/gguf.ts";
 import { Rng } from "../src/util/rng.ts";
 import { runNode } from "./helpers/spawn.ts";
-import {
-  tinyLlamaConfig,
-  tinyLlamaMetadata,
-  tinyLlamaTensors,
-  writeNoisyCopy,
-} from "./helpers/tiny-gguf.ts";
+import { tinyLlamaOnVocab, writeNoisyCopy } from "./helpers/tiny-gguf.ts";
 
 const FX = join(import.meta.dirname, "fixtures");
 const PHI3 = join(FX, "vocab", "ggml-vocab-phi-3.gguf");
@@ -57,18 +52,15 @@ function tokenizerMeta(meta: Map<string, GgufValue>): Record<string, unknown> {
 
 /** A tiny random LLaMA with every tokenizer.* key (and the name) of phi-3's vocabulary. */
 async function writeOnPhi3(path: string, vocab: Map<string, GgufValue>): Promise<void> {
-  const tokens = vocab.get("tokenizer.ggml.tokens") as { value: string[] };
-  const cfg = {
-    ...tinyLlamaConfig({ nEmbd: 32, nLayer: 1, nHead: 4, nFf: 32, seed: 5 }),
+  const { metadata, tensors } = tinyLlamaOnVocab(vocab, {
+    nEmbd: 32,
+    nLayer: 1,
+    nHead: 4,
+    nFf: 32,
+    seed: 5,
     contextLength: 2048,
-    nVocab: tokens.value.length,
-  };
-  const metadata = new Map(
-    [...tinyLlamaMetadata(cfg)].filter(([k]) => !k.startsWith("tokenizer.")),
-  );
-  for (const [k, v] of vocab) if (k.startsWith("tokenizer.")) metadata.set(k, v);
-  metadata.set("general.name", vocab.get("general.name") as GgufValue);
-  await writeGguf(path, metadata, tinyLlamaTensors(cfg));
+  });
+  await writeGguf(path, metadata, tensors);
 }
 
 describe("a run on phi-3's vocabulary with skills from files, from the CLI", () => {

@@ -17,6 +17,7 @@ import {
   type KillReport,
   killPlan,
 } from "./helpers/kill-plan.ts";
+import { type Exit, runProcess } from "./helpers/spawn.ts";
 import { dumpRun, tinyConfig, writeConfig, writeTinyZoo } from "./run-fixtures.ts";
 
 let dir: string;
@@ -35,38 +36,19 @@ function exited(p: ChildProcess): Promise<number | null> {
   return new Promise((r) => p.once("exit", (code) => r(code)));
 }
 
-interface Session {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
 /**
  * One run or resume in a subprocess (test/helpers/kill-run.ts) that kills itself with
  * SIGKILL at `spec.kill`. `marker` goes into its environment, which its workers inherit.
  */
-function session(spec: Record<string, unknown>, marker: string): Promise<Session> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(
-      process.execPath,
-      ["--import", "tsx", "test/helpers/kill-run.ts", JSON.stringify(spec)],
-      { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CYCLEQD_KILL_TEST: marker } },
-    );
-    let stdout = "";
-    let stderr = "";
-    p.stdout?.on("data", (d) => {
-      stdout += d;
-    });
-    p.stderr?.on("data", (d) => {
-      stderr += d;
-    });
-    p.on("error", reject);
-    p.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
+function session(spec: Record<string, unknown>, marker: string): Promise<Exit> {
+  return runProcess(
+    process.execPath,
+    ["--import", "tsx", "test/helpers/kill-run.ts", JSON.stringify(spec)],
+    { env: { ...process.env, CYCLEQD_KILL_TEST: marker } },
+  );
 }
 
-function lastLine(s: Session): unknown {
+function lastLine(s: Exit): unknown {
   const lines = s.stdout.trim().split("\n");
   try {
     return JSON.parse(lines[lines.length - 1]);

@@ -2,6 +2,8 @@ import { type SpawnOptions, spawn } from "node:child_process";
 
 export interface Exit {
   code: number | null;
+  /** The signal that ended the program, if one did. */
+  signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
 }
@@ -23,7 +25,7 @@ export function runProcess(
       stderr += d;
     });
     p.on("error", reject);
-    p.on("close", (code) => resolve({ code, stdout, stderr }));
+    p.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
   });
 }
 

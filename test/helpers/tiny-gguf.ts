@@ -159,3 +159,22 @@ export async function writeNoisyCopy(base: GgufReader, path: string, rng: Rng): 
     })),
   );
 }
+
+/**
+ * A tiny random LLaMA on a real vocabulary: its config sized to `vocab`'s token list, and
+ * metadata carrying every tokenizer.* key of `vocab` and its general.name (llama.cpp gives
+ * phi-3's special tokens their attributes by the model's name).
+ */
+export function tinyLlamaOnVocab(
+  vocab: Map<string, GgufValue>,
+  opts: TinyLlamaOptions = {},
+): { cfg: TinyLlamaConfig; metadata: Map<string, GgufValue>; tensors: TensorToWrite[] } {
+  const tokens = vocab.get("tokenizer.ggml.tokens") as { value: string[] };
+  const cfg = { ...tinyLlamaConfig(opts), nVocab: tokens.value.length };
+  const metadata = new Map(
+    [...tinyLlamaMetadata(cfg)].filter(([k]) => !k.startsWith("tokenizer.")),
+  );
+  for (const [k, v] of vocab) if (k.startsWith("tokenizer.")) metadata.set(k, v);
+  metadata.set("general.name", vocab.get("general.name") as GgufValue);
+  return { cfg, metadata, tensors: tinyLlamaTensors(cfg) };
+}
