@@ -27,30 +27,42 @@ function lineAt(text: string, offset: number): number {
   return line;
 }
 
+/**
+ * Calls `visit(i)` for every character of JSON `text` outside strings (a string's opening
+ * quote included, its contents and closing quote not). `visit` may return the index of the
+ * last character it consumed, to skip past it.
+ */
+function scanOutsideStrings(text: string, visit: (i: number) => number | undefined): void {
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    if (inString) {
+      if (text[i] === "\\") i++;
+      else if (text[i] === '"') inString = false;
+      continue;
+    }
+    if (text[i] === '"') inString = true;
+    i = visit(i) ?? i;
+  }
+}
+
 /** Start offsets of the top-level elements of a JSON array (strings and nesting respected). */
 function elementOffsets(text: string): number[] {
   const out: number[] = [];
   let depth = 0;
-  let inString = false;
   let expectElement = false;
-  for (let i = 0; i < text.length; i++) {
+  scanOutsideStrings(text, (i) => {
     const c = text[i];
-    if (inString) {
-      if (c === "\\") i++;
-      else if (c === '"') inString = false;
-      continue;
-    }
     if (expectElement && !/\s/.test(c) && c !== "]") {
       out.push(i);
       expectElement = false;
     }
-    if (c === '"') inString = true;
-    else if (c === "[" || c === "{") {
+    if (c === "[" || c === "{") {
       depth++;
       if (depth === 1 && c === "[") expectElement = true;
     } else if (c === "]" || c === "}") depth--;
     else if (c === "," && depth === 1) expectElement = true;
-  }
+    return undefined;
+  });
   return out;
 }
 
@@ -68,25 +80,15 @@ const NON_FINITE_VALUES: Record<(typeof NON_FINITE_TOKENS)[number], number> = {
 function quoteNonFinite(text: string, tag: string): string | undefined {
   let out = "";
   let last = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
+  scanOutsideStrings(text, (i) => {
     const c = text[i];
-    if (inString) {
-      if (c === "\\") i++;
-      else if (c === '"') inString = false;
-      continue;
-    }
-    if (c === '"') {
-      inString = true;
-      continue;
-    }
-    if (c !== "N" && c !== "I" && c !== "-") continue;
+    if (c !== "N" && c !== "I" && c !== "-") return undefined;
     const token = NON_FINITE_TOKENS.find((t) => text.startsWith(t, i));
-    if (!token) continue;
+    if (!token) return undefined;
     out += text.slice(last, i) + JSON.stringify(tag + token);
-    i += token.length - 1;
-    last = i + 1;
-  }
+    last = i + token.length;
+    return last - 1;
+  });
   return last === 0 ? undefined : out + text.slice(last);
 }
 
