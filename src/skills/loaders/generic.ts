@@ -399,8 +399,9 @@ async function gradeTests(
   code: string,
 ): Promise<Grade> {
   if (code === "") return { pass: false, reason: "empty answer" };
-  // The harness runs `setup` before the answer; here it runs after (as MBPP's own
-  // evaluation does), so it goes first among the tests and its failures are renamed.
+  // `setup` runs after the answer, as MBPP's test_setup_code does, but as the first test,
+  // not as the harness's setup: its failures stay the answer's (the harness would call a
+  // setup that does not compile ungradable) and are named for the record's field.
   const g = await gradePython(run, code, { tests: j.setup ? [j.setup, ...j.tests] : j.tests });
   if (j.setup && !g.pass) {
     const raised = `test ${head(j.setup, 60)} raised `;
