@@ -65,6 +65,14 @@ function timedGemm(inner: Gemm): Gemm & { busyMs: number } {
       n: number,
       o?: GemmOptions,
     ) => timed(() => inner.matmulBatched(a, b, bt, m, k, n, o)),
+    matmulF64: (
+      a: Float64Array,
+      b: Float64Array,
+      m: number,
+      k: number,
+      n: number,
+      o?: GemmOptions,
+    ) => timed(() => inner.matmulF64(a, b, m, k, n, o)),
   };
   return wrapper;
 }

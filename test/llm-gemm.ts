@@ -2,13 +2,13 @@
 import type { Gemm, GemmOptions } from "../src/linalg/gemm.ts";
 
 function product(
-  a: Float32Array,
-  b: Float32Array,
+  a: Float32Array | Float64Array,
+  b: Float32Array | Float64Array,
   m: number,
   k: number,
   n: number,
   opts: GemmOptions,
-  c: Float32Array,
+  c: Float32Array | Float64Array,
 ): void {
   for (let i = 0; i < m; i++) {
     for (let j = 0; j < n; j++) {
@@ -47,6 +47,11 @@ export function naiveGemm(): Gemm {
       }
       return c;
     },
+    async matmulF64(a, b, m, k, n, opts = {}) {
+      const c = new Float64Array(m * n);
+      product(a, b, m, k, n, opts, c);
+      return c;
+    },
     async dispose() {},
   };
 }
@@ -56,10 +61,11 @@ export function naiveGemm(): Gemm {
  * batched layout is checked against one product per block.
  */
 export function naiveGemmUnbatched(): Gemm {
-  const { name, matmul, dispose } = naiveGemm();
+  const { name, matmul, matmulF64, dispose } = naiveGemm();
   return {
     name,
     matmul,
+    matmulF64,
     dispose,
     async matmulBatched(a, b, batch, m, k, n, opts = {}) {
       const c = new Float32Array(batch * m * n);

@@ -12,7 +12,13 @@
  */
 import { availableParallelism } from "node:os";
 import type * as Ort from "onnxruntime-node";
-import { checkMatmulArgs, checkMatmulBatchedArgs, type Gemm, type GemmOptions } from "./gemm.ts";
+import {
+  checkMatmulArgs,
+  checkMatmulBatchedArgs,
+  checkMatmulF64Args,
+  type Gemm,
+  type GemmOptions,
+} from "./gemm.ts";
 
 export interface OrtGemmOptions {
   /** Intra-op threads; default: the number of cores. */
@@ -45,12 +51,18 @@ class OrtGemm implements Gemm {
     private readonly threads: number,
   ) {}
 
-  session(batched: boolean, transA: boolean, transB: boolean): Promise<Ort.InferenceSession> {
+  session(
+    batched: boolean,
+    transA: boolean,
+    transB: boolean,
+    elem: ElemType = "float32",
+  ): Promise<Ort.InferenceSession> {
     if (this.disposed) throw new Error("onnxruntime GEMM: used after dispose()");
-    const key = (transA ? 1 : 0) + (transB ? 2 : 0) + (batched ? 4 : 0);
+    const f64 = elem === "float64";
+    const key = (transA ? 1 : 0) + (transB ? 2 : 0) + (batched ? 4 : 0) + (f64 ? 8 : 0);
     let s = this.sessions[key];
     if (!s) {
-      const model = batched ? batchedMatmulModel(transA, transB) : gemmModel(transA, transB);
+      const model = batched ? batchedMatmulModel(transA, transB) : gemmModel(transA, transB, elem);
       s = this.ort.InferenceSession.create(model, {
         intraOpNumThreads: this.threads,
         interOpNumThreads: 1,
@@ -107,6 +119,26 @@ class OrtGemm implements Gemm {
     return out.Y.data as Float32Array;
   }
 
+  async matmulF64(
+    a: Float64Array,
+    b: Float64Array,
+    m: number,
+    k: number,
+    n: number,
+    opts: GemmOptions = {},
+  ): Promise<Float64Array> {
+    checkMatmulF64Args(a, b, m, k, n, opts);
+    const transA = opts.transA === true;
+    const transB = opts.transB === true;
+    const session = await this.session(false, transA, transB, "float64");
+    const Tensor = this.ort.Tensor;
+    const out = await session.run({
+      A: new Tensor("float64", a, transA ? [k, m] : [m, k]),
+      B: new Tensor("float64", b, transB ? [n, k] : [k, n]),
+    });
+    return out.Y.data as Float64Array;
+  }
+
   async dispose(): Promise<void> {
     this.disposed = true;
     const pending = this.sessions.splice(0);
@@ -140,10 +172,14 @@ function stringField(field: number, s: string): Bytes {
   return bytesField(field, [...new TextEncoder().encode(s)]);
 }
 
-/** ValueInfoProto for a float32 tensor whose dimensions are all symbolic. */
-function tensorInfo(name: string, dims: readonly string[]): Bytes {
+/** TensorProto.DataType: FLOAT (1) or DOUBLE (11). */
+const ELEM_TYPE = { float32: 1, float64: 11 } as const;
+type ElemType = keyof typeof ELEM_TYPE;
+
+/** ValueInfoProto for a tensor whose dimensions are all symbolic. */
+function tensorInfo(name: string, dims: readonly string[], elem: ElemType): Bytes {
   const shape = dims.flatMap((p) => bytesField(1, stringField(2, p))); // Dimension.dim_param
-  const tensorType = [...intField(1, 1), ...bytesField(2, shape)]; // elem_type FLOAT
+  const tensorType = [...intField(1, ELEM_TYPE[elem]), ...bytesField(2, shape)];
   return [...stringField(1, name), ...bytesField(2, bytesField(1, tensorType))];
 }
 
@@ -169,15 +205,18 @@ export interface OnnxNode {
 
 export interface OnnxGraph {
   nodes: readonly OnnxNode[];
-  /** Graph inputs and outputs: name and symbolic dimensions, all float32. */
+  /** Graph inputs and outputs: name and symbolic dimensions, all of one element type. */
   inputs: readonly (readonly [string, readonly string[]])[];
   outputs: readonly (readonly [string, readonly string[]])[];
   /** Opset imports as [domain, version]; "" is the default domain. */
   opsets: readonly (readonly [string, number])[];
+  /** Element type of every input and output (default float32). */
+  elem?: ElemType;
 }
 
-/** ModelProto bytes for a small float32 graph (ir_version 8). */
+/** ModelProto bytes for a small graph (ir_version 8). */
 function onnxModel(g: OnnxGraph): Uint8Array {
+  const elem = g.elem ?? "float32";
   const nodes = g.nodes.map((nd) => [
     ...nd.inputs.flatMap((x) => stringField(1, x)),
     ...nd.outputs.flatMap((x) => stringField(2, x)),
@@ -189,8 +228,8 @@ function onnxModel(g: OnnxGraph): Uint8Array {
   const graph = [
     ...nodes.flatMap((nd) => bytesField(1, nd)),
     ...stringField(2, "cycleqd_gemm"),
-    ...g.inputs.flatMap(([name, dims]) => bytesField(11, tensorInfo(name, dims))),
-    ...g.outputs.flatMap(([name, dims]) => bytesField(12, tensorInfo(name, dims))),
+    ...g.inputs.flatMap(([name, dims]) => bytesField(11, tensorInfo(name, dims, elem))),
+    ...g.outputs.flatMap(([name, dims]) => bytesField(12, tensorInfo(name, dims, elem))),
   ];
   const model = [
     ...intField(1, 8), // ir_version
@@ -205,8 +244,9 @@ function onnxModel(g: OnnxGraph): Uint8Array {
 }
 
 /** ModelProto bytes for Y = op(A)·op(B) as one Gemm node (opset 13, C omitted). */
-function gemmModel(transA: boolean, transB: boolean): Uint8Array {
+function gemmModel(transA: boolean, transB: boolean, elem: ElemType): Uint8Array {
   return onnxModel({
+    elem,
     nodes: [
       {
         op: "Gemm",

@@ -5,7 +5,13 @@
  * accumulates each C tile in locals. Packing makes every inner-loop read sequential;
  * packing to float64 saves a conversion per load in the kernel (measured ~15% faster).
  */
-import { checkMatmulArgs, checkMatmulBatchedArgs, type Gemm, type GemmOptions } from "./gemm.ts";
+import {
+  checkMatmulArgs,
+  checkMatmulBatchedArgs,
+  checkMatmulF64Args,
+  type Gemm,
+  type GemmOptions,
+} from "./gemm.ts";
 
 const MR = 4;
 const NR = 8;
@@ -34,8 +40,35 @@ export function createTsGemm(): Gemm {
       }
       return c;
     },
+    async matmulF64(a, b, m, k, n, opts: GemmOptions = {}) {
+      checkMatmulF64Args(a, b, m, k, n, opts);
+      return matmulF64Ts(a, b, m, k, n, opts.transA === true, opts.transB === true);
+    },
     async dispose() {},
   };
+}
+
+/** C = op(A)·op(B) in float64, one dot product per element (a fallback: not tuned). */
+function matmulF64Ts(
+  a: Float64Array,
+  b: Float64Array,
+  m: number,
+  k: number,
+  n: number,
+  transA: boolean,
+  transB: boolean,
+): Float64Array {
+  const c = new Float64Array(m * n);
+  const [ai, ap] = transA ? [1, m] : [k, 1]; // op(A)(i, p) = a[i·ai + p·ap]
+  const [bp, bj] = transB ? [1, k] : [n, 1]; // op(B)(p, j) = b[p·bp + j·bj]
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let sum = 0;
+      for (let p = 0; p < k; p++) sum += a[i * ai + p * ap] * b[p * bp + j * bj];
+      c[i * n + j] = sum;
+    }
+  }
+  return c;
 }
 
 /** Synchronous C = op(A)·op(B), row-major. Inputs are assumed valid. */

@@ -5,6 +5,7 @@
  * Matrices are row-major Float32Arrays. `matmul` computes C = op(A) · op(B) where
  * op(X) = Xᵀ when the matching trans flag is set; op(A) is m×k, op(B) is k×n, C is m×n.
  * `matmulBatched` does the same for `batch` independent pairs stored back to back.
+ * `matmulF64` is `matmul` in float64, for sums that must stay within float64 rounding.
  */
 export interface GemmOptions {
   transA?: boolean;
@@ -36,6 +37,18 @@ export interface Gemm {
     n: number,
     opts?: GemmOptions,
   ): Promise<Float32Array>;
+  /**
+   * `matmul` with float64 operands, sums and result (the order of the sums is the
+   * backend's, so the error bound is γ_k·Σ|a||b| for any order).
+   */
+  matmulF64(
+    a: Float64Array,
+    b: Float64Array,
+    m: number,
+    k: number,
+    n: number,
+    opts?: GemmOptions,
+  ): Promise<Float64Array>;
   /** Release native resources. */
   dispose(): Promise<void>;
 }
@@ -55,6 +68,18 @@ export function checkMatmulArgs(
   checkArgs("matmul", a, b, undefined, m, k, n, opts);
 }
 
+/** Checks the arguments of `Gemm.matmulF64`, as `checkMatmulArgs` does for `matmul`. */
+export function checkMatmulF64Args(
+  a: Float64Array,
+  b: Float64Array,
+  m: number,
+  k: number,
+  n: number,
+  opts: GemmOptions = {},
+): void {
+  checkArgs("matmulF64", a, b, undefined, m, k, n, opts);
+}
+
 /** Checks the arguments of `Gemm.matmulBatched`, as `checkMatmulArgs` does for `matmul`. */
 export function checkMatmulBatchedArgs(
   a: Float32Array,
@@ -69,9 +94,9 @@ export function checkMatmulBatchedArgs(
 }
 
 function checkArgs(
-  fn: string,
-  a: Float32Array,
-  b: Float32Array,
+  fn: "matmul" | "matmulBatched" | "matmulF64",
+  a: Float32Array | Float64Array,
+  b: Float32Array | Float64Array,
   batch: number | undefined,
   m: number,
   k: number,
@@ -89,9 +114,10 @@ function checkArgs(
       throw new Error(`${fn}: ${name} must be a positive integer, got ${v}`);
     }
   }
-  if (!(a instanceof Float32Array) || !(b instanceof Float32Array)) {
+  const Type = fn === "matmulF64" ? Float64Array : Float32Array;
+  if (!(a instanceof Type) || !(b instanceof Type)) {
     throw new Error(
-      `${fn}: a and b must be Float32Arrays (convert with Float32Array.from(x) first)`,
+      `${fn}: a and b must be ${Type.name}s (convert with ${Type.name}.from(x) first)`,
     );
   }
   const shapeA = opts.transA ? `${k}×${m} (transA)` : `${m}×${k}`;

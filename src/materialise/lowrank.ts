@@ -1,7 +1,8 @@
 /**
- * Σ_t U_t diag(w_t) V_tᵀ, the low-rank part of a matrix's task vector. Small products run
- * in float64 loops (exact to rounding); large ones go through the GEMM engine when one is
- * given, as one product over all terms' components stacked side by side.
+ * Σ_t U_t diag(w_t) V_tᵀ, the low-rank part of a matrix's task vector, in float64. Small
+ * products run in loops whose order fixes every bit; large ones go through the GEMM engine's
+ * float64 product when one is given (the same sum to float64 rounding, in its own order).
+ * certified.ts gets the loops' bits from the GEMM where a model is written.
  */
 import type { Gemm } from "../linalg/gemm.ts";
 import type { DotPool } from "./dot-pool.ts";
@@ -20,8 +21,12 @@ export interface LowRankOptions {
   gemm?: Gemm;
   /** Multiply-adds (rows·cols·components) from which the GEMM engine is used (default 2^24). */
   gemmMinWork?: number;
-  /** The float64 kernel below that size: "dot" (default) or the earlier "axpy"; same bits. */
-  kernel?: "dot" | "axpy";
+  /**
+   * How matrices are summed; all give the same bits. "certified" (the default when a model
+   * is written with a GEMM engine: certified.ts), else the float64 loops: "dot", or the
+   * earlier "axpy".
+   */
+  kernel?: "certified" | "dot" | "axpy";
   /** Worker threads for the dot kernel, so that several tensors are built at once. */
   pool?: DotPool;
 }
@@ -34,22 +39,18 @@ export async function addLowRank(
   cols: number,
   opts: LowRankOptions = {},
 ): Promise<void> {
-  // Only components with a non-zero weight cost anything: a seed genome uses 1/K of them.
-  const active: { t: LowRankTerm; r: number; w: number }[] = [];
-  for (const t of terms) {
-    for (let r = 0; r < t.rank; r++) if (t.w[r] !== 0) active.push({ t, r, w: t.w[r] });
-  }
+  const active = activeComponents(terms);
   const n = active.length;
   if (n === 0) return;
   const { gemm, gemmMinWork = 1 << 24 } = opts;
   if (gemm && rows * cols * n >= gemmMinWork) {
-    const a = new Float32Array(rows * n);
-    const b = new Float32Array(cols * n);
+    const a = new Float64Array(rows * n);
+    const b = new Float64Array(cols * n);
     active.forEach(({ t, r, w }, j) => {
       for (let i = 0; i < rows; i++) a[i * n + j] = t.u[i * t.rank + r] * w;
       for (let i = 0; i < cols; i++) b[i * n + j] = t.v[i * t.rank + r];
     });
-    const c = await gemm.matmul(a, b, rows, n, cols, { transB: true });
+    const c = await gemm.matmulF64(a, b, rows, n, cols, { transB: true });
     for (let i = 0; i < c.length; i++) out[i] += c[i];
     return;
   }
@@ -57,7 +58,24 @@ export async function addLowRank(
   else await addDot(out, active, rows, cols, opts.pool);
 }
 
-type Active = { t: LowRankTerm; r: number; w: number }[];
+export interface ActiveComponent {
+  t: LowRankTerm;
+  r: number;
+  w: number;
+}
+type Active = ActiveComponent[];
+
+/**
+ * The components with a non-zero weight, term by term: the order of the exact kernels' sums.
+ * Only these cost anything (a seed genome uses 1/K of them).
+ */
+export function activeComponents(terms: readonly LowRankTerm[]): Active {
+  const active: Active = [];
+  for (const t of terms) {
+    for (let r = 0; r < t.rank; r++) if (t.w[r] !== 0) active.push({ t, r, w: t.w[r] });
+  }
+  return active;
+}
 
 /**
  * out[i, x] += Σ_j coef[i, j] · v[x, j] as dot products: each element is summed in

@@ -10,6 +10,7 @@ import { noiseField } from "../qd/noise.ts";
 import type { FloatDType } from "../tensors/dtype.ts";
 import { type GgufReader, type GgufValue, writeGguf } from "../tensors/gguf.ts";
 import type { TensorReader, TensorToWrite } from "../tensors/types.ts";
+import { certifiedMerge } from "./certified.ts";
 import type { SeedFactors } from "./factors.ts";
 import { addLowRank, type LowRankOptions, type LowRankTerm } from "./lowrank.ts";
 
@@ -29,31 +30,58 @@ export async function taskVector(
   opts: LowRankOptions = {},
 ): Promise<Float64Array> {
   checkGenome("taskVector", genome, factors.layout);
+  const p = await taskVectorParts(genome, factors, name);
+  const out = p.start;
+  if (p.terms.length > 0) await addLowRank(out, p.terms, p.rows, p.cols, opts);
+  for (const { scale, field } of p.noise) {
+    for (let i = 0; i < out.length; i++) out[i] += scale * field[i];
+  }
+  return out;
+}
+
+/** τ = start + Σ terms + Σ noise, its parts in the order in which they are summed. */
+interface TaskVectorParts {
+  /** The 1-D task vector, or a matrix's residual part Σ a_k E_k. */
+  start: Float64Array;
+  /** A matrix's low-rank part (none for 1-D tensors). */
+  terms: LowRankTerm[];
+  rows: number;
+  cols: number;
+  noise: { scale: number; field: Float64Array }[];
+}
+
+async function taskVectorParts(
+  genome: Genome,
+  factors: SeedFactors,
+  name: string,
+): Promise<TaskVectorParts> {
   const f = await factors.get(name);
   const K = factors.seeds;
-  let out: Float64Array;
+  const terms: LowRankTerm[] = [];
+  let start: Float64Array;
+  let rows: number;
+  let cols: number;
   if (f.kind === "vector") {
-    out = new Float64Array(f.tau[0].length);
-    for (let k = 0; k < K; k++) axpy(genome.a[k], f.tau[k], out);
+    start = new Float64Array(f.tau[0].length);
+    [rows, cols] = [1, start.length];
+    for (let k = 0; k < K; k++) axpy(genome.a[k], f.tau[k], start);
   } else {
-    out = new Float64Array(f.rows * f.cols);
+    start = new Float64Array(f.rows * f.cols);
+    [rows, cols] = [f.rows, f.cols];
     const c = matrixCoefficients(genome, factors.layout, name);
-    const terms: LowRankTerm[] = [];
     for (let k = 0; k < K; k++) {
       const e = f.residual[k];
-      if (e) axpy(genome.a[k], e, out);
+      if (e) axpy(genome.a[k], e, start);
       const ck = c.subarray(k * f.rank, (k + 1) * f.rank);
       const w = Float64Array.from(ck, (x, i) => x * f.s[k][i]);
       terms.push({ u: f.u[k], v: f.v[k], w, rank: f.rank });
     }
-    await addLowRank(out, terms, f.rows, f.cols, opts);
   }
-  for (const t of genome.noise) {
-    const z = noiseField(t.seed, name, out.length);
-    const scale = t.weight * t.sigma;
-    for (let i = 0; i < out.length; i++) out[i] += scale * z[i];
-  }
-  return out;
+  const noise = genome.noise.map((t) => ({
+    scale: t.weight * t.sigma,
+    field: noiseField(t.seed, name, start.length),
+  }));
+  return { start, terms, rows, cols, noise };
 }
 
 function axpy(alpha: number, x: ArrayLike<number>, y: Float64Array): void {
@@ -82,6 +110,8 @@ export function materialiseTensors(
       `materialise: the base has ${base.tensors.length} tensors but the factors cover ${factors.tensors.length}; they were computed for another base`,
     );
   }
+  // With a GEMM engine, matrices take the certified route (certified.ts): the loops' bits.
+  const certify = (opts.kernel ?? "certified") === "certified";
   const tensors = base.tensors.map((t): TensorToWrite => {
     const fi = factors.info(t.name);
     if (fi.shape.join(",") !== t.shape.join(",")) {
@@ -97,6 +127,11 @@ export function materialiseTensors(
       shape: [...t.shape],
       data: async () => {
         const theta = await base.read(t.name);
+        if (certify && opts.gemm && t.shape.length === 2) {
+          const p = await taskVectorParts(genome, factors, t.name);
+          const m = { ...p, theta, dtype, gemm: opts.gemm };
+          return (await certifiedMerge(m)).data;
+        }
         const tau = await taskVector(genome, factors, t.name, opts);
         const out = new Float32Array(theta.length);
         for (let i = 0; i < out.length; i++) out[i] = theta[i] + tau[i];

@@ -39,8 +39,8 @@ export interface EvaluatorSetup {
   unsafe: boolean;
   grading: RunConfig["grading"];
   likelihood: boolean;
-  /** The float64 low-rank kernel (lowrank.ts); both give the same bytes. Benches set it. */
-  materialiseKernel?: "dot" | "axpy";
+  /** How matrices are summed (lowrank.ts); all give the same bytes. Benches set it. */
+  materialiseKernel?: "certified" | "dot" | "axpy";
   /** The engine's decode loop (engine/llama-cpp.ts); the same tokens. Benches set it. */
   decodeLoop?: "batch" | "evaluate";
 }
