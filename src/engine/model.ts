@@ -108,6 +108,9 @@ export class LlamaCppModel implements EngineModel {
     const width = Math.min(requests.length, parallel, this.parallel);
     if (width === 0) return [];
     const seqs = await Promise.all(Array.from({ length: width }, () => this.pool.acquire()));
+    // Ascending ids: llama.cpp splits a batch whose sequences are out of order into several
+    // decodes (one stream per sequence), which made every other call ~1.5× slower.
+    seqs.sort((x, y) => sequenceId(x) - sequenceId(y));
     const mark = this.logs.mark();
     try {
       // Empty, for node-llama-cpp's bookkeeping as much as for the cache.
