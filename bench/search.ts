@@ -2,8 +2,8 @@
  * Where a search's time goes, old evaluation path against new in one run. Runs the same
  * short CycleQD search twice (one worker, in process, the same seed) on the shipped zoo, or
  * on tiny random models when the zoo is not built: old (one sandbox per answer, the axpy
- * materialisation kernel, node-llama-cpp's evaluate loop) and new (grading lanes, the dot
- * kernel on worker threads, the batch decode loop). Prints the mean time per
+ * materialisation kernel, node-llama-cpp's evaluate loop) and new (grading lanes, the
+ * certified float64 GEMM, the batch decode loop). Prints the mean time per
  * generation of both side by side, split into select, crossover, mutation, materialise,
  * model load, the runner's own bookkeeping (tell, store commit) and evaluation (generation
  * with answers graded alongside, and the grading left after the last answer); the share of
@@ -57,10 +57,10 @@ try {
     );
 
   // Old: one sandbox per answer and the axpy materialisation kernel; new: grading lanes and
-  // the dot kernel. The same seed, so the same children.
+  // the certified GEMM. The same seed, so the same children.
   const variants = [
     { name: "old", grading: "single", kernel: "axpy", decodeLoop: "evaluate" },
-    { name: "new", grading: "batch", kernel: "dot", decodeLoop: "batch" },
+    { name: "new", grading: "batch", kernel: "certified", decodeLoop: "batch" },
   ] as const;
   const results: { rows: [string, number][]; total: number; wallS: number; scores: string[] }[] =
     [];
@@ -141,7 +141,7 @@ try {
   );
   console.log(
     "old: one sandbox per answer, axpy materialisation, node-llama-cpp's evaluate loop; " +
-      "new: grading lanes, dot kernel on worker threads, the batch decode loop",
+      "new: grading lanes, certified float64 GEMM, the batch decode loop",
   );
   console.log(`seed factors: ${(factorMs / 1000).toFixed(2)} s (computed once, then cached)`);
   console.log(
