@@ -10,6 +10,7 @@ import { report, serve } from "./commands/report.ts";
 import { resume } from "./commands/resume.ts";
 import { run } from "./commands/run.ts";
 import { status } from "./commands/status.ts";
+import { worker } from "./commands/worker.ts";
 import { zoo } from "./commands/zoo.ts";
 
 const commands: Command[] = [
@@ -18,6 +19,7 @@ const commands: Command[] = [
   run,
   resume,
   status,
+  worker,
   report,
   serve,
   aggregate,

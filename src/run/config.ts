@@ -8,6 +8,7 @@ import { readFile } from "node:fs/promises";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse as parseYaml } from "yaml";
+import { parseQueueUrl } from "../queue/url.ts";
 import type { ChatConfig } from "../skills/chat.ts";
 import { MINI_SKILLS, SKILL_KINDS, type SkillKind, type SkillSource } from "./skill-sources.ts";
 
@@ -92,6 +93,11 @@ export interface RunConfig {
   final: { evaluate: boolean; writeModel: boolean };
   /** Directory of the seed-factor cache (default ~/.cache/cycleqd/factors). */
   cacheDir?: string;
+  /**
+   * Evaluate on `cycleqd worker` processes through a BullMQ queue on this Redis
+   * (redis://HOST:PORT; off loopback with a password) instead of local workers.
+   */
+  queue?: string;
 }
 
 /** The project root: the zoo lives under it. */
@@ -396,6 +402,7 @@ export function validateConfig(
     "final",
     "cacheDir",
     "skillSources",
+    "queue",
   ]);
 
   let skills = d.skills;
@@ -577,6 +584,16 @@ export function validateConfig(
     } else config.chat.system = chat.system;
   }
   if (top.cacheDir !== undefined) config.cacheDir = r.path(top.cacheDir, "cacheDir", "");
+  if (top.queue !== undefined) {
+    try {
+      if (typeof top.queue !== "string")
+        throw new Error(`queue must be a redis:// URL; got ${show(top.queue)}`);
+      parseQueueUrl(top.queue);
+      config.queue = top.queue;
+    } catch (e) {
+      r.problems.push((e as Error).message);
+    }
+  }
   if (r.problems.length) throw new ConfigError(r.problems, source);
   return config;
 }
@@ -700,5 +717,7 @@ final:
   writeModel: true    # write the merged model to RUN/model.gguf
 
 # cacheDir: /path/to/cache   # seed SVD factors (default: $XDG_CACHE_HOME or ~/.cache, /cycleqd/factors)
+# queue: redis://127.0.0.1:6379   # evaluate on \`cycleqd worker\` processes on any machine
+                                  # (off loopback: redis://:PASSWORD@HOST:6379)
 `;
 }

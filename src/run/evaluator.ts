@@ -1,8 +1,8 @@
 /**
  * Evaluation behind one interface: the runner hands over a job and gets scores back,
- * whether the model runs in this process or in a pool of worker processes (and, later, on
- * other machines). Pool workers are child processes that each hold their own engine and
- * skills; a worker that dies is restarted and its job retried.
+ * whether the model runs in this process, in a pool of worker processes, or on other
+ * machines through a queue (src/queue/). Pool workers are child processes that each hold
+ * their own engine and skills; a worker that dies is restarted and its job retried.
  */
 import { type ChildProcess, fork } from "node:child_process";
 import { readdir, rm } from "node:fs/promises";
@@ -23,8 +23,13 @@ export interface EvalOutcome extends EvalResult {
 }
 
 export interface Evaluator {
-  /** Evaluations that can run at once. */
+  /** Evaluations that can run at once (read before each dispatch: it may change). */
   readonly concurrency: number;
+  /**
+   * Its jobs outlive this process (a queue on Redis): the runner records every dispatched
+   * child, and a resumed run takes the same children back instead of asking new ones.
+   */
+  readonly durable?: boolean;
   evaluate(job: EvalJob): Promise<EvalOutcome>;
   close(): Promise<void>;
 }

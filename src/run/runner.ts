@@ -10,6 +10,7 @@
  *
  * See docs/ALGORITHM.md, "The cycle" (and "Model aggregation" for `finalise`).
  */
+import { randomUUID } from "node:crypto";
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { hashPath, type SeedFactors } from "../materialise/index.ts";
@@ -248,7 +249,11 @@ async function execute(store: RunStore, resumed: boolean, opts: RunOptions): Pro
     }
 
     const setup = evaluatorSetup(config, tmpDir, inputs.base.gguf, factors.dir);
-    evaluator = await (opts.createEvaluator ?? createEvaluator)(setup, config.workers);
+    const queue = config.queue;
+    const make =
+      opts.createEvaluator ??
+      (queue ? (s: EvaluatorSetup) => queueEvaluator(store, queue, s, inputs) : createEvaluator);
+    evaluator = await make(setup, config.workers);
     const ev = evaluator;
 
     // Initialise: each seed expert scored on every task (as its own file), once.
@@ -316,8 +321,13 @@ async function execute(store: RunStore, resumed: boolean, opts: RunOptions): Pro
     const finishedSet = new Set(done.map((c) => c.index));
     const pending: number[] = [];
     for (let g = 1; g <= N; g++) if (!finishedSet.has(g)) pending.push(g);
+    // Children a killed process had handed to a queue are taken back as they were asked.
+    const takenBack = new Map<number, Ask>();
+    for (const d of store.dispatched()) {
+      takenBack.set(d.index, askFromRecord(d.ask, decodeGenome(d.genome, layout)));
+    }
     const finished = await evolve(
-      { cycle, ev, store, emit, stopping: () => stopping, scoresById },
+      { cycle, ev, store, emit, stopping: () => stopping, scoresById, takenBack },
       pending,
       done.length,
     );
@@ -350,6 +360,8 @@ interface Search {
   /** True once the run was asked to stop: nothing new is dispatched. */
   stopping: () => boolean;
   scoresById: Map<number, Scores>;
+  /** Children asked by an earlier process and still in a durable evaluator's hands. */
+  takenBack: Map<number, Ask>;
 }
 
 /**
@@ -363,8 +375,11 @@ async function evolve(s: Search, pending: number[], finishedBefore: number): Pro
   let announced = false;
   for (;;) {
     while (!s.stopping() && inFlight.size < s.ev.concurrency && pending.length) {
-      const ask = s.cycle.ask(pending.shift() as number);
+      const g = pending.shift() as number;
+      const ask = s.takenBack.get(g) ?? s.cycle.ask(g);
       const bytes = encodeGenome(ask.genome, s.cycle.layout);
+      // Recorded before it is sent, so a resumed run never asks a child it may get back.
+      if (s.ev.durable && !s.takenBack.has(g)) s.store.putDispatched(g, askRecord(ask), bytes);
       const job = { name: `child-${ask.generation}`, split: "opt" as const };
       const p = s.ev
         .evaluate({ ...job, target: { kind: "genome", genome: bytes } })
@@ -379,6 +394,8 @@ async function evolve(s: Search, pending: number[], finishedBefore: number): Pro
     if (inFlight.size === 0) return finished;
     const done = await Promise.race(inFlight.values());
     inFlight.delete(done.ask.generation);
+    // A result that arrives twice (a retried queue job) is committed once.
+    if (s.store.hasChild(done.ask.generation)) continue;
     finished++;
     commitChild(s, done, finished, (performance.now() - started) / (finished - finishedBefore));
   }
@@ -402,10 +419,11 @@ function commitChild(
   const skills = store.config.skills;
   const N = store.config.generations;
   const tt = performance.now();
-  const tell = cycle.tell(
-    ask,
-    skills.map((n) => r.scores[n].score),
-  );
+  const scores = skills.map((n) => r.scores[n].score);
+  // A child taken back from an earlier process was never asked here: it is offered as recorded.
+  const tell = s.takenBack.has(ask.generation)
+    ? cycle.replay(ask.generation, ask.genome, scores)
+    : cycle.tell(ask, scores);
   const metrics = cycle.metrics();
   const timings: Timings = { ...ask.ms, ...r.timings, tell: performance.now() - tt };
   const changed = tell.outcomes.flatMap((o, k) =>
@@ -452,6 +470,41 @@ function commitChild(
     worker: r.worker,
     etaSeconds: (msPerChild / 1000) * (N - finished),
   });
+}
+
+/** An ask as the run store keeps a dispatched child (JSON; the genome is stored apart). */
+function askRecord(ask: Ask): string {
+  const { genome: _genome, draws, ...rest } = ask;
+  const m = draws.mutation;
+  const mutation = m.kind === "svd" ? { ...m, r: Array.from(m.r) } : m;
+  return JSON.stringify({ ...rest, draws: { crossover: draws.crossover, mutation } });
+}
+
+function askFromRecord(text: string, genome: Genome): Ask {
+  const a = JSON.parse(text);
+  const m = a.draws.mutation;
+  const mutation = m.kind === "svd" ? { ...m, r: Float64Array.from(m.r) } : m;
+  return { ...a, genome, draws: { crossover: a.draws.crossover, mutation } };
+}
+
+/**
+ * The queue evaluator of a run with `queue:` (src/queue/, loaded only then). The run's
+ * queue id is kept in the store, so that a resumed run finds the jobs it dispatched.
+ */
+async function queueEvaluator(
+  store: RunStore,
+  url: string,
+  setup: EvaluatorSetup,
+  inputs: Inputs,
+): Promise<Evaluator> {
+  const { createQueueEvaluator, parseQueueUrl } = await import("../queue/index.ts");
+  let runId = store.getMeta("queue_run_id");
+  if (!runId) {
+    runId = randomUUID();
+    store.setMeta("queue_run_id", runId);
+  }
+  const experts = inputs.experts.map((e) => e.gguf);
+  return createQueueEvaluator({ url: parseQueueUrl(url), runId, setup, experts });
 }
 
 /** The search's settings from the run config: the one place where the two are mapped. */

@@ -71,6 +71,8 @@ export interface RunStatusReport {
     scoresTest: Scores | null;
     model: string | null;
   }[];
+  /** A queue run: its Redis (password hidden) and the run's queue id; null otherwise. */
+  queue: { url: string; runId: string | null } | null;
 }
 
 /** Steps that are not evaluation proper (generation and grading). */
@@ -161,6 +163,9 @@ export async function runStatus(dir: string): Promise<RunStatusReport> {
         scoresTest: f.scoresTest,
         model: f.model,
       })),
+      queue: config.queue
+        ? { url: config.queue, runId: store.getMeta("queue_run_id") ?? null }
+        : null,
     };
   } finally {
     store.close();

@@ -5,6 +5,9 @@
  * transaction, so a crash at any moment loses no finished child and duplicates none; the
  * archives are rebuilt exactly by replaying the children in commit order.
  *
+ * Children handed to a durable evaluator (a queue that outlives this process) are recorded
+ * as dispatched until committed, so that a resumed run takes back the same children.
+ *
  * A lock row (pid, host, process start time) marks a run in progress. It is not released
  * by a crash, so it counts only while its process is alive: a dead holder's lock is taken
  * over, a live one's is refused.
@@ -51,6 +54,8 @@ CREATE TABLE IF NOT EXISTS children (
 CREATE TABLE IF NOT EXISTS elites (
   archive INTEGER NOT NULL, cell INTEGER NOT NULL, id INTEGER NOT NULL,
   quality REAL NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (archive, cell));
+CREATE TABLE IF NOT EXISTS dispatched (
+  idx INTEGER PRIMARY KEY, ask TEXT NOT NULL, genome BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS finals (
   name TEXT PRIMARY KEY, genome BLOB NOT NULL, sources TEXT NOT NULL,
   scores_opt TEXT, scores_test TEXT, model TEXT, finished_at TEXT NOT NULL);
@@ -557,9 +562,35 @@ export class RunStore {
             rec.gradingFallbacks,
           ]);
         this.putElites(elites.map((e) => ({ ...e, seq })));
+        this.db.prepare("DELETE FROM dispatched WHERE idx = ?").run([rec.index]);
         return seq;
       })
       .immediate();
+  }
+
+  /** Whether child `index` is committed. */
+  hasChild(index: number): boolean {
+    return this.db.prepare("SELECT 1 FROM children WHERE idx = ?").get([index]) !== undefined;
+  }
+
+  /**
+   * Records a child as handed to a durable evaluator: `ask` is the search's record of it
+   * (JSON), `genome` its encoded genome. Dropped when the child is committed.
+   */
+  putDispatched(index: number, ask: string, genome: Uint8Array): void {
+    this.db
+      .prepare("INSERT OR REPLACE INTO dispatched (idx, ask, genome) VALUES (?, ?, ?)")
+      .run([index, ask, Buffer.from(genome)]);
+  }
+
+  /** Dispatched children not yet committed, by index. */
+  dispatched(): { index: number; ask: string; genome: Uint8Array }[] {
+    return this.db
+      .prepare(
+        "SELECT idx, ask, genome FROM dispatched WHERE idx NOT IN (SELECT idx FROM children) ORDER BY idx",
+      )
+      .all()
+      .map((r) => ({ index: r.idx as number, ask: r.ask as string, genome: blobBytes(r.genome) }));
   }
 
   childCount(): number {
