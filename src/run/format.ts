@@ -26,10 +26,12 @@ function formatScores(s: Scores | null): string {
 /** One line per event, or null for events the human view leaves out. */
 export function formatEvent(e: RunEvent): string | null {
   switch (e.type) {
-    case "start":
+    case "start": {
+      const where = e.queue ? `workers through the queue at ${e.queue}` : `${e.workers} worker(s)`;
       return e.resumed
-        ? `Resuming ${e.dir}: ${e.finished}/${e.generations} children done, ${e.workers} worker(s)`
-        : `Run ${e.dir}: ${e.generations} generations, ${e.workers} worker(s)`;
+        ? `Resuming ${e.dir}: ${e.finished}/${e.generations} children done, ${where}`
+        : `Run ${e.dir}: ${e.generations} generations, ${where}`;
+    }
     case "skills":
       return e.skills
         .map((s) => {

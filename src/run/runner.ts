@@ -26,6 +26,7 @@ import {
   type OfferOutcome,
   seedGenome,
 } from "../qd/index.ts";
+import { parseQueueUrl } from "../queue/url.ts";
 import type { RunConfig } from "./config.ts";
 import { createEvaluator, type EvalOutcome, type Evaluator } from "./evaluator.ts";
 import { writeGenomeModel } from "./export.ts";
@@ -66,6 +67,8 @@ export type RunEvent =
       generations: number;
       finished: number;
       workers: number;
+      /** A queue run: its Redis, password hidden (the workers are wherever they run). */
+      queue?: string;
     }
   | { type: "factors"; fromCache: boolean; ms: number; key: string }
   | {
@@ -215,6 +218,7 @@ async function execute(store: RunStore, resumed: boolean, opts: RunOptions): Pro
       generations: N,
       finished: store.childCount(),
       workers: config.workers,
+      ...(config.queue ? { queue: parseQueueUrl(config.queue).display } : {}),
     });
     emit({
       type: "skills",
