@@ -4,6 +4,7 @@ export { findStop } from "./requests.ts";
 export type {
   Engine,
   EngineBackend,
+  EngineBase,
   EngineInfo,
   EngineModel,
   FinishReason,

@@ -7,11 +7,12 @@
  * The internals used: the native context `LlamaContext._ctx` (its sampleToken/decodeBatch are
  * wrapped against a sampling race; the batch loop calls initBatch, addToBatch, decodeBatch,
  * sampleToken and removeTokenCellsFromSequence on it), the sampler binding
- * `LlamaModel._llama._bindings.AddonSampler`, the native model `LlamaModel._model`, and
- * `LlamaContextSequence._sequenceId`.
+ * `LlamaModel._llama._bindings.AddonSampler`, the native model `LlamaModel._model`,
+ * `LlamaContextSequence._sequenceId`, and the model's adapter cache `LlamaModel._loraAdapters`
+ * (path → native adapter, which node-llama-cpp never empties).
  */
 import { readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { LlamaContext, LlamaContextSequence, LlamaModel } from "node-llama-cpp";
 
@@ -166,4 +167,24 @@ function batchInternals(model: LlamaModel, context: LlamaContext): BatchInternal
       return s;
     },
   };
+}
+
+/**
+ * Frees a LoRA adapter that node-llama-cpp loaded for `model` from `filePath`, once no
+ * context uses it any more. node-llama-cpp keeps every adapter it loads (by resolved path)
+ * for the model's lifetime, so without this a base that runs one adapter per child would
+ * hold every child's adapter in memory. Does nothing when the adapter is not loaded.
+ */
+export async function releaseLora(model: LlamaModel, filePath: string): Promise<void> {
+  checkNodeLlamaCppVersion(nodeLlamaCppVersion());
+  const cache = (model as unknown as { _loraAdapters?: unknown })._loraAdapters;
+  if (!(cache instanceof Map)) {
+    throw new Error(
+      `this node-llama-cpp version lacks the internal LlamaModel._loraAdapters that the engine empties; install node-llama-cpp ${TESTED_VERSION}`,
+    );
+  }
+  const key = resolve(process.cwd(), filePath);
+  const lora = cache.get(key) as { dispose?: () => Promise<void> } | undefined;
+  cache.delete(key);
+  await lora?.dispose?.();
 }

@@ -7,12 +7,24 @@
 import { availableParallelism } from "node:os";
 import type { Llama, LlamaContext, LlamaContextSequence, LlamaModel } from "node-llama-cpp";
 import { errorMessage, type LogBuffer } from "./errors.ts";
-import { type BatchInternals, nodeLlamaCppVersion, takeOverContext } from "./internals.ts";
+import {
+  type BatchInternals,
+  nodeLlamaCppVersion,
+  releaseLora,
+  takeOverContext,
+} from "./internals.ts";
 import { LlamaCppModel } from "./model.ts";
 import { checkGgufFile, checkVocabulary } from "./model-checks.ts";
 import { validateParallel } from "./requests.ts";
 import { acquireLlama, releaseLlama, type SharedLlama } from "./shared-llama.ts";
-import type { Engine, EngineBackend, EngineInfo, EngineModel, LoadModelOptions } from "./types.ts";
+import type {
+  Engine,
+  EngineBackend,
+  EngineBase,
+  EngineInfo,
+  EngineModel,
+  LoadModelOptions,
+} from "./types.ts";
 
 /**
  * Settings of the llama.cpp engine; every field is optional. `threads`, `contextSize` and
@@ -84,6 +96,12 @@ export async function createLlamaCppEngine(opts: LlamaCppEngineOptions = {}): Pr
   return new LlamaCppEngine(shared, { threads, parallel, contextSize, kvCacheType, decodeLoop });
 }
 
+interface ContextSizes {
+  parallel: number;
+  /** Undefined: the model's training context, capped. */
+  contextSize: number | undefined;
+}
+
 interface EngineSettings {
   threads: number;
   parallel: number;
@@ -94,6 +112,7 @@ interface EngineSettings {
 
 class LlamaCppEngine implements Engine {
   private readonly models = new Set<LlamaCppModel>();
+  private readonly bases = new Set<LlamaCppBase>();
   private disposed = false;
 
   private readonly llama: Llama;
@@ -123,20 +142,39 @@ class LlamaCppEngine implements Engine {
   }
 
   async loadModel(path: string, opts: LoadModelOptions = {}): Promise<EngineModel> {
-    if (this.disposed) throw new Error("loadModel: the engine has been disposed");
-    if (typeof path !== "string" || path.length === 0) {
-      throw new Error("loadModel needs the path of a GGUF file");
-    }
-    const parallel =
-      opts.parallel === undefined
-        ? this.settings.parallel
-        : validateParallel(opts.parallel, "parallel");
-    const requestedContext =
-      opts.contextSize === undefined
-        ? this.settings.contextSize
-        : validateParallel(opts.contextSize, "contextSize");
-    await checkGgufFile(path);
+    const sizes = this.contextSizes(opts);
+    const model = await this.loadWeights("loadModel", path);
+    return this.openContext(path, model, sizes, null);
+  }
 
+  /** The sequences and context size asked for, checked (before anything is loaded). */
+  contextSizes(opts: LoadModelOptions): ContextSizes {
+    return {
+      parallel:
+        opts.parallel === undefined
+          ? this.settings.parallel
+          : validateParallel(opts.parallel, "parallel"),
+      contextSize:
+        opts.contextSize === undefined
+          ? this.settings.contextSize
+          : validateParallel(opts.contextSize, "contextSize"),
+    };
+  }
+
+  async loadBase(path: string): Promise<EngineBase> {
+    const model = await this.loadWeights("loadBase", path);
+    const base = new LlamaCppBase(path, model, this, () => this.bases.delete(base));
+    this.bases.add(base);
+    return base;
+  }
+
+  /** Loads a GGUF file's weights and checks its vocabulary; the caller disposes. */
+  private async loadWeights(what: string, path: string): Promise<LlamaModel> {
+    if (this.disposed) throw new Error(`${what}: the engine has been disposed`);
+    if (typeof path !== "string" || path.length === 0) {
+      throw new Error(`${what} needs the path of a GGUF file`);
+    }
+    await checkGgufFile(path);
     const mark = this.logs.mark();
     let model: LlamaModel;
     try {
@@ -147,12 +185,33 @@ class LlamaCppEngine implements Engine {
           "Check that the file is a complete GGUF of an architecture that llama.cpp supports.",
       );
     }
-
-    let context: LlamaContext | undefined;
     try {
       checkVocabulary(model, path);
+    } catch (e) {
+      await model.dispose();
+      throw e;
+    }
+    return model;
+  }
+
+  /**
+   * A context on loaded weights, with `adapter` applied when given, as an EngineModel. Without
+   * an adapter the model owns the weights and disposes them; with one it frees only the
+   * adapter. On failure it disposes what it owns and throws.
+   */
+  async openContext(
+    path: string,
+    model: LlamaModel,
+    sizes: ContextSizes,
+    adapter: string | null,
+  ): Promise<EngineModel> {
+    const release = adapter === null ? () => model.dispose() : () => releaseLora(model, adapter);
+    const { parallel } = sizes;
+    const mark = this.logs.mark();
+    let context: LlamaContext | undefined;
+    try {
       const contextSize =
-        requestedContext ?? Math.min(model.trainContextSize || 512, MAX_DEFAULT_CONTEXT);
+        sizes.contextSize ?? Math.min(model.trainContextSize || 512, MAX_DEFAULT_CONTEXT);
       context = await model.createContext({
         contextSize,
         sequences: parallel,
@@ -162,12 +221,14 @@ class LlamaCppEngine implements Engine {
         experimentalKvCacheValueType: this.settings.kvCacheType,
         // An error, not a quietly smaller context, when memory is short.
         failedCreationRemedy: false,
+        ...(adapter === null ? {} : { lora: { adapters: [{ filePath: adapter, scale: 1 }] } }),
       });
     } catch (e) {
       await context?.dispose();
-      await model.dispose();
+      await release();
+      const what = adapter === null ? path : `${path} with the adapter ${adapter}`;
       throw new Error(
-        `could not create a context for ${path}: ${errorMessage(e)}${await this.logs.since(mark)}`,
+        `could not create a context for ${what}: ${errorMessage(e)}${await this.logs.since(mark)}`,
       );
     }
     let internals: BatchInternals | null;
@@ -175,13 +236,21 @@ class LlamaCppEngine implements Engine {
       internals = takeOverContext(model, context, this.settings.decodeLoop === "batch");
     } catch (e) {
       await context.dispose();
-      await model.dispose();
+      await release();
       throw e;
     }
     const sequences: LlamaContextSequence[] = [];
     for (let i = 0; i < parallel; i++) sequences.push(context.getSequence());
-    const loaded = new LlamaCppModel(path, model, context, sequences, this.logs, internals, () =>
-      this.models.delete(loaded),
+    const name = adapter === null ? path : `${path} + ${adapter}`;
+    const loaded = new LlamaCppModel(
+      name,
+      model,
+      context,
+      sequences,
+      this.logs,
+      internals,
+      () => this.models.delete(loaded),
+      release,
     );
     this.models.add(loaded);
     return loaded;
@@ -191,6 +260,45 @@ class LlamaCppEngine implements Engine {
     if (this.disposed) return;
     this.disposed = true;
     for (const m of [...this.models]) await m.dispose();
+    for (const b of [...this.bases]) await b.dispose();
     await releaseLlama(this.shared);
+  }
+}
+
+/** A base held for adapter children; its children are models of the engine. */
+class LlamaCppBase implements EngineBase {
+  private readonly children = new Set<EngineModel>();
+  private disposed = false;
+
+  constructor(
+    readonly path: string,
+    private readonly model: LlamaModel,
+    private readonly engine: LlamaCppEngine,
+    private readonly onDispose: () => void,
+  ) {}
+
+  async withAdapter(adapterPath: string, opts: LoadModelOptions = {}): Promise<EngineModel> {
+    if (this.disposed) throw new Error(`withAdapter: the base ${this.path} has been disposed`);
+    if (typeof adapterPath !== "string" || adapterPath.length === 0) {
+      throw new Error("withAdapter needs the path of a LoRA adapter GGUF file");
+    }
+    const sizes = this.engine.contextSizes(opts);
+    await checkGgufFile(adapterPath);
+    const child = await this.engine.openContext(this.path, this.model, sizes, adapterPath);
+    this.children.add(child);
+    const dispose = child.dispose.bind(child);
+    child.dispose = async () => {
+      this.children.delete(child);
+      await dispose();
+    };
+    return child;
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.onDispose();
+    for (const c of [...this.children]) await c.dispose();
+    await this.model.dispose();
   }
 }

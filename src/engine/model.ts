@@ -51,6 +51,8 @@ export class LlamaCppModel implements EngineModel {
     /** Set: generate with the batch loop; null: with node-llama-cpp's evaluate. */
     private readonly internals: BatchInternals | null,
     private readonly onDispose: () => void,
+    /** Frees what the context ran on: the model itself, or an adapter on a shared base. */
+    private readonly release: () => Promise<void> = () => model.dispose(),
   ) {
     this.contextSize = context.contextSize;
     this.parallel = sequences.length;
@@ -184,7 +186,7 @@ export class LlamaCppModel implements EngineModel {
     this.onDispose();
     // Context first: it holds the sequences and the KV cache that point into the model.
     await this.context.dispose();
-    await this.model.dispose();
+    await this.release();
   }
 
   private checkAlive(what: string): void {

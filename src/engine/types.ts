@@ -42,8 +42,31 @@ export interface Engine {
    * `parallel` or `contextSize` that is not a positive integer.
    */
   loadModel(path: string, opts?: LoadModelOptions): Promise<EngineModel>;
+  /**
+   * Loads a base model once, to run children as base + a LoRA adapter
+   * (`EngineBase.withAdapter`) without loading weights again. Throws as `loadModel` does.
+   */
+  loadBase(path: string): Promise<EngineBase>;
   info(): EngineInfo;
   /** Disposes every model still loaded, then the engine itself. */
+  dispose(): Promise<void>;
+}
+
+/**
+ * A base model held in memory for adapter children; dispose it (and so every child still
+ * open) when done.
+ */
+export interface EngineBase {
+  /** The base's GGUF file. */
+  readonly path: string;
+  /**
+   * The base with one LoRA adapter (a GGUF of `general.type` adapter) applied at scale 1,
+   * as a model of its own context; disposing it frees that context and the adapter, not the
+   * base. Give every adapter its own path: llama.cpp keeps an adapter by path while it is in
+   * use. Throws naming the adapter when it is missing, not GGUF, does not fit the base
+   * (architecture, tensor names or shapes), or the context cannot be created.
+   */
+  withAdapter(adapterPath: string, opts?: LoadModelOptions): Promise<EngineModel>;
   dispose(): Promise<void>;
 }
 

@@ -5,15 +5,29 @@
  * any genome rebuilds its model exactly (see genome.ts; docs/ALGORITHM.md, "SVD mutation"
  * and "Exact compact genomes").
  *
- * Factors are computed tensor by tensor (one base tensor and one expert tensor in memory at
- * a time) straight into a cache directory `<cacheDir>/<key>/` holding `factors.safetensors`
+ * Factors are computed tensor by tensor straight into a cache directory `<cacheDir>/<key>/` holding `factors.safetensors`
  * (float32) and `manifest.json`. The key is the sha256 of the input files' bytes and the SVD
  * settings, so a changed input misses the cache. The directory is built under a temporary
  * name and renamed into place, so a crash never leaves a half-written cache entry.
+ *
+ * Memory, for the largest matrix of N elements (docs/ALGORITHM.md, "Materialisation"):
+ * computing holds the base tensor, the expert tensor and τ (float32) or E, 12N bytes, plus
+ * the reader's transient copy of the stored bytes; reading (`get`) can take a block of rows,
+ * so that a consumer never needs a whole residual in memory.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import {
+  type FileHandle,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
 import type { Gemm } from "../linalg/gemm.ts";
 import { createTsGemm } from "../linalg/gemm-ts.ts";
@@ -25,9 +39,10 @@ import {
   type SafetensorsReader,
   writeSafetensors,
 } from "../tensors/safetensors.ts";
+import { type HeaderEntry, parseHeader } from "../tensors/safetensors-format.ts";
 import type { TensorReader, TensorToWrite } from "../tensors/types.ts";
 import { Rng } from "../util/rng.ts";
-import { addLowRank } from "./lowrank.ts";
+import { addLowRank, GEMM_MIN_WORK } from "./lowrank.ts";
 
 export interface FactorTensorInfo {
   name: string;
@@ -43,6 +58,7 @@ export interface FactorTensorInfo {
 export interface MatrixFactors {
   kind: "matrix";
   name: string;
+  /** Rows held here: the matrix's, or those of the block asked for. */
   rows: number;
   cols: number;
   rank: number;
@@ -52,7 +68,7 @@ export interface MatrixFactors {
   s: Float32Array[];
   /** Per seed: cols×rank, row-major. */
   v: Float32Array[];
-  /** Per seed: rows×cols residual, or null at full rank. */
+  /** Per seed: rows×cols residual, or null at full rank or when left out. */
   residual: (Float32Array | null)[];
 }
 
@@ -84,8 +100,21 @@ export interface SeedFactors {
   /** True when the factors were found in the cache, false when just computed. */
   readonly fromCache: boolean;
   info(name: string): FactorTensorInfo;
-  get(name: string): Promise<TensorFactors>;
+  /**
+   * A tensor's factors. For a matrix, `opts.rows` = [r0, r1) gives only those rows of U and
+   * of the residuals (V and s whole), so that large matrices can be worked through in
+   * blocks; `opts.residual: false` leaves the residuals out (null). Throws for rows outside
+   * the matrix.
+   */
+  get(name: string, opts?: FactorReadOptions): Promise<TensorFactors>;
   close(): Promise<void>;
+}
+
+export interface FactorReadOptions {
+  /** Rows [r0, r1) of a matrix (default: all). Ignored for 1-D tensors. */
+  rows?: readonly [number, number];
+  /** Read the residuals E_k (default true). */
+  residual?: boolean;
 }
 
 export interface FactorOptions {
@@ -101,6 +130,12 @@ export interface FactorOptions {
   powerIters?: number;
   /** Seed of the randomized SVDs' test matrices (default 0). */
   seed?: number;
+  /**
+   * Store the residuals E_k below full rank (default true). Without them a genome's model
+   * is its low-rank part only (E_k = 0): what low-rank (adapter) mode evaluates, at a
+   * cache of about (rows + cols)·R numbers per matrix and seed instead of rows·cols.
+   */
+  residual?: boolean;
   /** Called after each tensor is factored. */
   onProgress?: (p: { tensor: string; done: number; total: number }) => void;
 }
@@ -174,6 +209,8 @@ export function factorsCacheKey(inputHashes: readonly string[], opts: FactorOpti
     inputs: inputHashes,
     rank,
     svd: svdSettings(opts),
+    // Only when dropped, so that the keys of caches with residuals stay what they were.
+    ...(opts.residual === false ? { residual: false } : {}),
   };
   return createHash("sha256").update(JSON.stringify(desc)).digest("hex");
 }
@@ -189,6 +226,7 @@ export function planFactors(
   base: TensorReader,
   experts: readonly TensorReader[],
   rank: "full" | number,
+  residual = true,
 ): FactorTensorInfo[] {
   checkRankOption("factors", rank);
   if (experts.length === 0) throw new Error("factors: pass at least one seed expert");
@@ -222,7 +260,7 @@ export function planFactors(
       shape: [...t.shape],
       kind: "matrix",
       rank: r,
-      residual: r < Math.min(t.shape[0], t.shape[1]),
+      residual: residual && r < Math.min(t.shape[0], t.shape[1]),
     };
   });
 }
@@ -230,7 +268,7 @@ export function planFactors(
 /**
  * Computes the factors of `experts` relative to `base` and writes them to `dir` (created;
  * `factors.safetensors` + `manifest.json`). Entries are written as they are computed, so
- * memory holds one tensor's base, one expert tensor and its factors at a time.
+ * memory holds one tensor's base, one expert tensor and τ (or E) at a time.
  */
 export async function writeFactors(
   dir: string,
@@ -239,7 +277,7 @@ export async function writeFactors(
   opts: FactorOptions & { key?: string; inputs?: { path: string; sha256: string }[] } = {},
 ): Promise<FactorTensorInfo[]> {
   const rank = opts.rank ?? "full";
-  const plan = planFactors(base, experts, rank);
+  const plan = planFactors(base, experts, rank, opts.residual ?? true);
   const gemm = opts.gemm ?? createTsGemm();
   const settings = svdSettings(opts);
   const rng = new Rng(settings.seed);
@@ -259,12 +297,15 @@ export async function writeFactors(
     }
     const b = baseData as Float32Array;
     const ex = await experts[k].read(t.name);
-    const tau = new Float64Array(ex.length);
-    for (let i = 0; i < tau.length; i++) tau[i] = ex[i] - b[i];
     if (t.kind === "vector") {
-      parts = { tau: Float32Array.from(tau) };
+      parts = { tau: difference(ex, b, Float32Array) };
     } else {
       const [rows, cols] = t.shape;
+      // truncatedSvd's own choice: exact Jacobi works on τ in float64, the randomized SVD
+      // rounds τ to float32 first, so it gets float32 (half the memory, the same result).
+      const short = Math.min(rows, cols);
+      const exact = short <= settings.exactMaxDim || t.rank >= short / 2;
+      const tau = exact ? difference(ex, b, Float64Array) : difference(ex, b, Float32Array);
       const svd = await truncatedSvd(gemm, tau, rows, cols, t.rank, {
         rng: rng.fork(),
         exactMaxDim: settings.exactMaxDim,
@@ -278,10 +319,8 @@ export async function writeFactors(
       };
       if (t.residual) {
         // Built from the stored (float32) factors, so E + U diag(s) Vᵀ gives back τ.
-        const { u, s, v } = parts as Required<typeof parts>;
-        const minus = Float64Array.from(s, (x) => -x);
-        await addLowRank(tau, [{ u, v, w: minus, rank: t.rank }], rows, cols, { gemm: opts.gemm });
-        parts.e = Float32Array.from(tau);
+        const f = parts as Required<typeof parts>;
+        parts.e = await residualInPlace(ex, b, f, rows, cols, t.rank, opts.gemm);
       }
     }
     if (k === K - 1) {
@@ -346,6 +385,54 @@ export async function writeFactors(
   return plan;
 }
 
+/** τ = expert − base, each element rounded once into `Out` (float64: exact). */
+function difference<T extends Float32Array | Float64Array>(
+  ex: Float32Array,
+  b: Float32Array,
+  Out: new (n: number) => T,
+): T {
+  const out = new Out(ex.length);
+  for (let i = 0; i < out.length; i++) out[i] = ex[i] - b[i];
+  return out;
+}
+
+/** Elements per block of rows where a whole matrix would be too large to hold in float64. */
+const ROW_BLOCK_ELEMENTS = 1 << 22;
+
+/**
+ * E = τ − U diag(s) Vᵀ as float32, written over the expert tensor `ex` block of rows by
+ * block of rows (τ = ex − b in float64, as a whole-matrix sum would take it), so that no
+ * float64 copy of the matrix is ever held. Each element's sum is the same as for the whole
+ * matrix where the loops sum it (the blocks take the whole matrix's choice of kernel); a
+ * GEMM sums in its own order either way.
+ */
+async function residualInPlace(
+  ex: Float32Array,
+  b: Float32Array,
+  f: { u: Float32Array; s: Float32Array; v: Float32Array },
+  rows: number,
+  cols: number,
+  rank: number,
+  gemm: Gemm | undefined,
+): Promise<Float32Array> {
+  const minus = Float64Array.from(f.s, (x) => -x);
+  const active = minus.reduce((n, w) => n + (w !== 0 ? 1 : 0), 0);
+  const gemmMinWork = rows * cols * active >= GEMM_MIN_WORK ? 0 : Number.POSITIVE_INFINITY;
+  const step = Math.max(1, Math.floor(ROW_BLOCK_ELEMENTS / cols));
+  for (let r0 = 0; r0 < rows; r0 += step) {
+    const r1 = Math.min(rows, r0 + step);
+    const o = r0 * cols;
+    const block = difference(ex.subarray(o, r1 * cols), b.subarray(o, r1 * cols), Float64Array);
+    const u = f.u.subarray(r0 * rank, r1 * rank);
+    await addLowRank(block, [{ u, v: f.v, w: minus, rank }], r1 - r0, cols, {
+      gemm,
+      gemmMinWork,
+    });
+    ex.set(block, o);
+  }
+  return ex;
+}
+
 // ---------------------------------------------------------------- load
 
 /** Opens factors written by `writeFactors`. */
@@ -364,7 +451,64 @@ export async function openFactors(dir: string, fromCache = true): Promise<SeedFa
     );
   }
   const reader = await openSafetensors(join(dir, FACTORS_FILE));
-  return new CachedFactors(dir, manifest, reader, fromCache);
+  try {
+    const rows = await RowReader.open(join(dir, FACTORS_FILE));
+    return new CachedFactors(dir, manifest, reader, rows, fromCache);
+  } catch (e) {
+    await reader.close();
+    throw e;
+  }
+}
+
+/**
+ * Reads rows of the cache's float32 entries straight from the file, so that a block of a
+ * residual costs its own size and not the whole matrix's.
+ */
+class RowReader {
+  private constructor(
+    private readonly path: string,
+    private readonly fh: FileHandle,
+    private readonly dataStart: number,
+    private readonly entries: Map<string, HeaderEntry>,
+  ) {}
+
+  static async open(path: string): Promise<RowReader> {
+    const fh = await open(path, "r");
+    try {
+      const size = (await fh.stat()).size;
+      const prefix = Buffer.alloc(8);
+      await fh.read(prefix, 0, 8, 0);
+      const length = Number(prefix.readBigUInt64LE(0));
+      const text = Buffer.alloc(length);
+      await fh.read(text, 0, length, 8);
+      const header = parseHeader(path, text.toString("utf8"), size - 8 - length);
+      return new RowReader(path, fh, 8 + length, new Map(header.entries.map((e) => [e.name, e])));
+    } catch (e) {
+      await fh.close();
+      throw e;
+    }
+  }
+
+  /** Rows [r0, r1) of a row-major float32 entry. */
+  async rows(name: string, r0: number, r1: number): Promise<Float32Array> {
+    const e = this.entries.get(name);
+    if (e?.dtype !== "F32") throw new Error(`${this.path}: no float32 entry "${name}"`);
+    const cols = e.shape.slice(1).reduce((a, b) => a * b, 1);
+    const out = new Float32Array((r1 - r0) * cols);
+    const bytes = new Uint8Array(out.buffer);
+    const at = this.dataStart + e.begin + r0 * cols * 4;
+    for (let done = 0; done < bytes.length; ) {
+      const n = Math.min(1 << 30, bytes.length - done);
+      const { bytesRead } = await this.fh.read(bytes, done, n, at + done);
+      if (bytesRead === 0) throw new Error(`${this.path}: the file ends inside entry "${name}"`);
+      done += bytesRead;
+    }
+    return out;
+  }
+
+  close(): Promise<void> {
+    return this.fh.close();
+  }
 }
 
 class CachedFactors implements SeedFactors {
@@ -379,6 +523,7 @@ class CachedFactors implements SeedFactors {
     readonly dir: string,
     manifest: Manifest,
     private readonly reader: SafetensorsReader,
+    private readonly rowReader: RowReader,
     readonly fromCache: boolean,
   ) {
     this.seeds = manifest.seeds;
@@ -403,7 +548,7 @@ class CachedFactors implements SeedFactors {
     return t;
   }
 
-  async get(name: string): Promise<TensorFactors> {
+  async get(name: string, opts: FactorReadOptions = {}): Promise<TensorFactors> {
     const t = this.info(name);
     const read = (k: number, part: "u" | "s" | "v" | "e" | "tau") =>
       this.reader.read(entryName(name, k, part));
@@ -413,10 +558,19 @@ class CachedFactors implements SeedFactors {
       for (const k of seeds) tau.push(await read(k, "tau"));
       return { kind: "vector", name, shape: t.shape, tau };
     }
+    const [r0, r1] = opts.rows ?? [0, t.shape[0]];
+    if (!(Number.isInteger(r0) && Number.isInteger(r1) && 0 <= r0 && r0 < r1 && r1 <= t.shape[0])) {
+      throw new Error(
+        `SeedFactors: rows [${r0}, ${r1}) are not a non-empty range of the ${t.shape[0]} rows of "${name}"`,
+      );
+    }
+    const whole = r0 === 0 && r1 === t.shape[0];
+    const rows = (k: number, part: "u" | "e") =>
+      whole ? read(k, part) : this.rowReader.rows(entryName(name, k, part), r0, r1);
     const f: MatrixFactors = {
       kind: "matrix",
       name,
-      rows: t.shape[0],
+      rows: r1 - r0,
       cols: t.shape[1],
       rank: t.rank,
       u: [],
@@ -425,16 +579,17 @@ class CachedFactors implements SeedFactors {
       residual: [],
     };
     for (const k of seeds) {
-      f.u.push(await read(k, "u"));
+      f.u.push(await rows(k, "u"));
       f.s.push(await read(k, "s"));
       f.v.push(await read(k, "v"));
-      f.residual.push(t.residual ? await read(k, "e") : null);
+      f.residual.push(t.residual && opts.residual !== false ? await rows(k, "e") : null);
     }
     return f;
   }
 
-  close(): Promise<void> {
-    return this.reader.close();
+  async close(): Promise<void> {
+    await this.rowReader.close();
+    await this.reader.close();
   }
 }
 

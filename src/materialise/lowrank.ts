@@ -17,6 +17,9 @@ export interface LowRankTerm {
   rank: number;
 }
 
+/** Multiply-adds (rows·cols·components) from which `addLowRank` uses the GEMM engine. */
+export const GEMM_MIN_WORK = 1 << 24;
+
 export interface LowRankOptions {
   gemm?: Gemm;
   /** Multiply-adds (rows·cols·components) from which the GEMM engine is used (default 2^24). */
@@ -42,7 +45,7 @@ export async function addLowRank(
   const active = activeComponents(terms);
   const n = active.length;
   if (n === 0) return;
-  const { gemm, gemmMinWork = 1 << 24 } = opts;
+  const { gemm, gemmMinWork = GEMM_MIN_WORK } = opts;
   if (gemm && rows * cols * n >= gemmMinWork) {
     const a = new Float64Array(rows * n);
     const b = new Float64Array(cols * n);

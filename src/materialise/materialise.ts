@@ -1,8 +1,8 @@
 /**
  * Genome → weights: θ = θ₀ + τ with τ rebuilt from the seed factors (genome.ts gives the
  * formula). Tensors are produced one at a time as TensorToWrite thunks, so a writer streams
- * a whole model while memory holds one tensor and its factors (docs/ALGORITHM.md,
- * "Materialisation").
+ * a whole model while memory holds one tensor (θ₀, overwritten by θ in place) and the work
+ * of one block of its rows (docs/ALGORITHM.md, "Materialisation").
  */
 
 import { checkGenome, type Genome, matrixCoefficients } from "../qd/genome.ts";
@@ -12,7 +12,13 @@ import { type GgufReader, type GgufValue, writeGguf } from "../tensors/gguf.ts";
 import type { TensorReader, TensorToWrite } from "../tensors/types.ts";
 import { certifiedMerge } from "./certified.ts";
 import type { SeedFactors } from "./factors.ts";
-import { addLowRank, type LowRankOptions, type LowRankTerm } from "./lowrank.ts";
+import {
+  activeComponents,
+  addLowRank,
+  GEMM_MIN_WORK,
+  type LowRankOptions,
+  type LowRankTerm,
+} from "./lowrank.ts";
 
 export interface MaterialiseOptions extends LowRankOptions {
   /**
@@ -50,24 +56,31 @@ interface TaskVectorParts {
   noise: { scale: number; field: Float64Array }[];
 }
 
+/**
+ * The parts of τ for rows [r0, r1) of a matrix (all of a 1-D tensor); `fields` are the
+ * tensor's whole noise fields, one per noise term, of which the block takes its slice.
+ */
 async function taskVectorParts(
   genome: Genome,
   factors: SeedFactors,
   name: string,
+  rows?: readonly [number, number],
+  fields?: readonly Float64Array[],
 ): Promise<TaskVectorParts> {
-  const f = await factors.get(name);
+  const f = await factors.get(name, rows ? { rows } : {});
   const K = factors.seeds;
   const terms: LowRankTerm[] = [];
   let start: Float64Array;
-  let rows: number;
   let cols: number;
+  let offset = 0;
   if (f.kind === "vector") {
     start = new Float64Array(f.tau[0].length);
-    [rows, cols] = [1, start.length];
+    cols = start.length;
     for (let k = 0; k < K; k++) axpy(genome.a[k], f.tau[k], start);
   } else {
     start = new Float64Array(f.rows * f.cols);
-    [rows, cols] = [f.rows, f.cols];
+    cols = f.cols;
+    offset = (rows?.[0] ?? 0) * cols;
     const c = matrixCoefficients(genome, factors.layout, name);
     for (let k = 0; k < K; k++) {
       const e = f.residual[k];
@@ -77,11 +90,18 @@ async function taskVectorParts(
       terms.push({ u: f.u[k], v: f.v[k], w, rank: f.rank });
     }
   }
-  const noise = genome.noise.map((t) => ({
+  const whole = fields ?? noiseFields(genome, name, factors.info(name).shape);
+  const noise = genome.noise.map((t, i) => ({
     scale: t.weight * t.sigma,
-    field: noiseField(t.seed, name, start.length),
+    field: whole[i].subarray(offset, offset + start.length),
   }));
-  return { start, terms, rows, cols, noise };
+  return { start, terms, rows: start.length / cols, cols, noise };
+}
+
+/** The genome's noise fields over the whole tensor, one per noise term. */
+function noiseFields(genome: Genome, name: string, shape: readonly number[]): Float64Array[] {
+  const count = shape.reduce((a, b) => a * b, 1);
+  return genome.noise.map((t) => noiseField(t.seed, name, count));
 }
 
 function axpy(alpha: number, x: ArrayLike<number>, y: Float64Array): void {
@@ -126,16 +146,34 @@ export function materialiseTensors(
       dtype,
       shape: [...t.shape],
       data: async () => {
+        // θ₀ becomes θ block by block: every element depends on its own θ₀ alone.
         const theta = await base.read(t.name);
-        if (certify && opts.gemm && t.shape.length === 2) {
-          const p = await taskVectorParts(genome, factors, t.name);
-          const m = { ...p, theta, dtype, gemm: opts.gemm };
-          return (await certifiedMerge(m)).data;
+        const [rows, cols] = t.shape.length === 2 ? t.shape : [1, theta.length];
+        const fields = noiseFields(genome, t.name, t.shape);
+        const step = rowsPerBlock(cols);
+        for (let r0 = 0; r0 < rows; r0 += step) {
+          const r1 = Math.min(rows, r0 + step);
+          const block = theta.subarray(r0 * cols, r1 * cols);
+          const p = await taskVectorParts(genome, factors, t.name, [r0, r1], fields);
+          if (certify && opts.gemm && t.shape.length === 2) {
+            const m = { ...p, theta: block, dtype, gemm: opts.gemm };
+            block.set((await certifiedMerge(m)).data);
+            continue;
+          }
+          const tau = p.start;
+          if (p.terms.length > 0) {
+            // Every block takes the whole matrix's choice of kernel (lowrank.ts).
+            const work = rows * cols * activeComponents(p.terms).length;
+            const gemm = work >= (opts.gemmMinWork ?? GEMM_MIN_WORK);
+            const gemmMinWork = gemm ? 0 : Number.POSITIVE_INFINITY;
+            await addLowRank(tau, p.terms, p.rows, cols, { ...opts, gemmMinWork });
+          }
+          for (const { scale, field } of p.noise) {
+            for (let i = 0; i < tau.length; i++) tau[i] += scale * field[i];
+          }
+          for (let i = 0; i < block.length; i++) block[i] += tau[i];
         }
-        const tau = await taskVector(genome, factors, t.name, opts);
-        const out = new Float32Array(theta.length);
-        for (let i = 0; i < out.length; i++) out[i] = theta[i] + tau[i];
-        return out;
+        return theta;
       },
     };
   });
@@ -145,6 +183,13 @@ export function materialiseTensors(
 }
 
 const PREFETCH = 4;
+
+/** Elements of one block of rows: its float64 work is a few times this in bytes. */
+const BLOCK_ELEMENTS = 1 << 22;
+
+function rowsPerBlock(cols: number): number {
+  return Math.max(1, Math.floor(BLOCK_ELEMENTS / cols));
+}
 
 /** The same tensors, each one's data started as soon as one up to `window` before it is asked. */
 function prefetched(tensors: TensorToWrite[], window: number): TensorToWrite[] {
