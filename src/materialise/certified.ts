@@ -23,6 +23,8 @@ export interface CertifiedMatrix {
   cols: number;
   /** Added to τ after the low-rank part, in order, as `out[i] += scale · field[i]`. */
   noise: readonly { scale: number; field: Float64Array }[];
+  /** Where the values go (default: a new array); may be `theta` itself. */
+  out?: Float32Array;
   /** The storage type the values will be written as. */
   dtype: FloatDType;
   gemm: Gemm;
@@ -56,7 +58,8 @@ export async function certifiedMerge(m: CertifiedMatrix): Promise<CertifiedResul
   const active = activeComponents(m.terms);
   const n = active.length;
   const size = rows * cols;
-  const data = new Float32Array(size);
+  // Each element reads its θ₀ before it writes its own result, so `out` may be `theta`.
+  const data = m.out ?? new Float32Array(size);
   const store = STORE[m.dtype];
 
   // coef = u·w as the dot kernel forms it, and ‖coef_i‖₂, ‖v_x‖₂ for the bound
@@ -97,21 +100,25 @@ export async function certifiedMerge(m: CertifiedMatrix): Promise<CertifiedResul
   const gamma = ((n + 2) * U64) / (1 - (n + 2) * U64);
   const k = 4 * gamma;
   const tiny = (n + 1) * Number.MIN_VALUE;
+  if (product === null) {
+    for (let e = 0; e < size; e++) {
+      let y = start[e];
+      for (const { scale, field } of noise) y += scale * field[e];
+      data[e] = theta[e] + y;
+    }
+    return { data, recomputed: 0 };
+  }
   let recomputed = 0;
   for (let i = 0; i < rows; i++) {
     const o = i * cols;
+    const ki = k * rowNorm[i];
     for (let x = 0; x < cols; x++) {
       const e = o + x;
-      if (product === null) {
-        let y = start[e];
-        for (const { scale, field } of noise) y += scale * field[e];
-        data[e] = theta[e] + y;
-        continue;
-      }
-      const mid = start[e] + product[e];
+      const s = start[e];
+      const mid = s + product[e];
       // The absolute term keeps lo < hi, so that a sum whose sign of zero is in doubt is
       // recomputed (and covers underflow in the products).
-      const err = k * (rowNorm[i] * colNorm[x] + Math.abs(start[e])) + tiny;
+      const err = ki * colNorm[x] + k * Math.abs(s) + tiny;
       let lo = mid - err;
       let hi = mid + err;
       for (let q = 0; q < noise.length; q++) {
@@ -120,14 +127,16 @@ export async function certifiedMerge(m: CertifiedMatrix): Promise<CertifiedResul
         hi += z;
       }
       const th = theta[e];
+      const low = th + lo;
+      const high = th + hi;
       // The same float32 value stores the same (but for the sign of a zero): the quick test.
-      const flo = Math.fround(th + lo);
-      if ((flo === Math.fround(th + hi) && flo !== 0) || store(th + lo) === store(th + hi)) {
+      const flo = Math.fround(low);
+      if ((flo === Math.fround(high) && flo !== 0) || store(low) === store(high)) {
         data[e] = flo;
         continue;
       }
       // Undecided: the exact kernel's sum for this one element, in its order.
-      let y = start[e];
+      let y = s;
       for (const { t, r, w } of active) y += t.u[i * t.rank + r] * w * t.v[x * t.rank + r];
       for (const { scale, field } of noise) y += scale * field[e];
       data[e] = th + y;

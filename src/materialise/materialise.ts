@@ -156,8 +156,7 @@ export function materialiseTensors(
           const block = theta.subarray(r0 * cols, r1 * cols);
           const p = await taskVectorParts(genome, factors, t.name, [r0, r1], fields);
           if (certify && opts.gemm && t.shape.length === 2) {
-            const m = { ...p, theta: block, dtype, gemm: opts.gemm };
-            block.set((await certifiedMerge(m)).data);
+            await certifiedMerge({ ...p, theta: block, out: block, dtype, gemm: opts.gemm });
             continue;
           }
           const tau = p.start;
