@@ -17,6 +17,7 @@ export {
   type VectorFactors,
   writeFactors,
 } from "./factors.ts";
+export { type LoraAdapterOptions, lowRankFactors, writeLoraAdapter } from "./lora.ts";
 export { addLowRank, type LowRankOptions, type LowRankTerm } from "./lowrank.ts";
 export {
   type MaterialiseGgufOptions,

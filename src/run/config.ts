@@ -57,6 +57,13 @@ export interface RunConfig {
     rank: "full" | number;
   };
   /**
+   * How a child reaches llama.cpp: "exact", a full model rebuilt bit for bit from its genome
+   * (the default); "lowrank", a LoRA adapter of rank K·R on a base loaded once per worker,
+   * with the residuals dropped and the base's norm weights (needs mutation.rank: R and no
+   * Gaussian mutation; README, "Models the paper's size").
+   */
+  genome: "exact" | "lowrank";
+  /**
    * N, the number of children the search evaluates after the seeds. As in the paper, a
    * generation makes exactly one child (the paper runs N = 1200, 400 per task), so this
    * counts children. Generation g (1…N) has active task ((g − 1) div flipInterval) mod K.
@@ -122,6 +129,7 @@ export function defaultConfig(): RunConfig {
     sampling: { method: "elite", alphaLow: 0.5, alphaHigh: 0.8 },
     crossover: { mu: 1, sigma: 0.01 },
     mutation: { method: "svd", wMax: 0.1, sigma: 3e-4, rank: "full" },
+    genome: "exact",
     generations: 60,
     flipInterval: 1,
     workers: 1,
@@ -390,6 +398,7 @@ export function validateConfig(
     "sampling",
     "crossover",
     "mutation",
+    "genome",
     "generations",
     "flipInterval",
     "workers",
@@ -550,6 +559,7 @@ export function validateConfig(
       ),
       rank,
     },
+    genome: r.oneOf(top.genome, "genome", d.genome, ["exact", "lowrank"] as const),
     generations: r.int(top.generations, "generations", d.generations, 0, 10_000_000),
     flipInterval: r.int(top.flipInterval, "flipInterval", d.flipInterval, 1, 10_000_000),
     workers: r.int(top.workers, "workers", d.workers, 1, 256),
@@ -568,6 +578,18 @@ export function validateConfig(
       writeModel: r.bool(final.writeModel, "final.writeModel", d.final.writeModel),
     },
   };
+  if (config.genome === "lowrank") {
+    if (config.mutation.rank === "full") {
+      r.problems.push(
+        "genome: lowrank needs a rank: set mutation.rank to an integer R (children are adapters of rank K·R; 16–64 keeps the zoo experts' scores, see the README)",
+      );
+    }
+    if (config.mutation.method === "gaussian") {
+      r.problems.push(
+        "genome: lowrank cannot carry Gaussian mutation (full-rank noise has no adapter form); use mutation.method svd or none, or genome: exact",
+      );
+    }
+  }
   if (engine.threads !== undefined) {
     config.engine.threads = r.int(engine.threads, "engine.threads", 1, 1, 1024);
   }
@@ -687,6 +709,9 @@ mutation:
   wMax: 0.1           # svd: r ~ U(0, wMax) per singular component
   sigma: 0.0003       # gaussian: standard deviation of the noise
   rank: full          # singular components kept per matrix: full | an integer
+
+genome: exact         # exact: each child a full model, bit for bit | lowrank: each child a
+                      # LoRA adapter on a base loaded once (needs mutation.rank; for big models)
 
 generations: 60       # N: one generation = one child (paper: 1200)
 flipInterval: 1       # generations before the active task moves on

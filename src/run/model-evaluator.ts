@@ -7,10 +7,15 @@
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { createLlamaCppEngine } from "../engine/index.ts";
-import type { Engine, EngineModel } from "../engine/types.ts";
+import type { Engine, EngineBase, EngineModel } from "../engine/types.ts";
 import { createGemm } from "../linalg/index.ts";
 import { createDotPool, type DotPool } from "../materialise/dot-pool.ts";
-import { materialiseGguf, openFactors, type SeedFactors } from "../materialise/index.ts";
+import {
+  materialiseGguf,
+  openFactors,
+  type SeedFactors,
+  writeLoraAdapter,
+} from "../materialise/index.ts";
 import { decodeGenome } from "../qd/index.ts";
 import { type ChatConfig, type ChatFormatter, chatFormatterFor } from "../skills/chat.ts";
 import { evaluateSkills } from "../skills/index.ts";
@@ -41,6 +46,8 @@ export interface EvaluatorSetup {
   likelihood: boolean;
   /** How matrices are summed (lowrank.ts); all give the same bytes. Benches set it. */
   materialiseKernel?: "certified" | "dot" | "axpy";
+  /** "lowrank": children run as LoRA adapters on the base, loaded once (RunConfig.genome). */
+  genome?: RunConfig["genome"];
   /** The engine's decode loop (engine/llama-cpp.ts); the same tokens. Benches set it. */
   decodeLoop?: "batch" | "evaluate";
 }
@@ -65,6 +72,7 @@ export function evaluatorSetup(
     unsafe: config.unsafe,
     grading: config.grading,
     likelihood: config.likelihood,
+    genome: config.genome,
   };
 }
 
@@ -97,6 +105,8 @@ export class ModelEvaluator {
     private readonly grader: Grader,
     private readonly gemm: Awaited<ReturnType<typeof createGemm>>,
     private readonly chat: ChatFormatter | null,
+    /** Low-rank mode: the base, loaded once, that runs each child's adapter. */
+    private readonly adapterBase: EngineBase | null,
     // Both cores are idle while a child is materialised (one worker): build tensors on both.
     private readonly pool: DotPool = createDotPool(),
   ) {}
@@ -117,7 +127,18 @@ export class ModelEvaluator {
         decodeLoop: setup.decodeLoop,
       });
       const chat = setup.chat ? chatFormatterFor(setup.chat, base.metadata, setup.basePath) : null;
-      return new ModelEvaluator(setup, engine, skills, base, factors, grader, gemm, chat);
+      const adapterBase = setup.genome === "lowrank" ? await engine.loadBase(setup.basePath) : null;
+      return new ModelEvaluator(
+        setup,
+        engine,
+        skills,
+        base,
+        factors,
+        grader,
+        gemm,
+        chat,
+        adapterBase,
+      );
     } catch (e) {
       await grader.close();
       await factors?.close();
@@ -131,7 +152,20 @@ export class ModelEvaluator {
     let path: string;
     let materialise = 0;
     let temporary = false;
-    if (job.target.kind === "genome") {
+    let open = (p: string) => this.engine.loadModel(p);
+    if (job.target.kind === "genome" && this.adapterBase) {
+      const genome = decodeGenome(job.target.genome, this.factors.layout);
+      // Its own path per child: llama.cpp keeps an adapter by path while it is in use.
+      path = join(this.setup.tmpDir, `${job.name}-${process.pid}.lora.gguf`);
+      temporary = true;
+      const arch = this.base.metadata.get("general.architecture")?.value;
+      await writeLoraAdapter(genome, this.factors, path, {
+        ...(typeof arch === "string" ? { architecture: arch } : {}),
+      });
+      materialise = performance.now() - t0;
+      const base = this.adapterBase;
+      open = (p) => base.withAdapter(p);
+    } else if (job.target.kind === "genome") {
       const genome = decodeGenome(job.target.genome, this.factors.layout);
       path = join(this.setup.tmpDir, `${job.name}-${process.pid}.gguf`);
       temporary = true;
@@ -149,7 +183,7 @@ export class ModelEvaluator {
     let model: EngineModel | undefined;
     try {
       const t1 = performance.now();
-      model = await this.engine.loadModel(path);
+      model = await open(path);
       const load = performance.now() - t1;
       let generate = 0;
       const m = model;

@@ -260,20 +260,25 @@ async function execute(store: RunStore, resumed: boolean, opts: RunOptions): Pro
     evaluator = await make(setup, config.workers);
     const ev = evaluator;
 
-    // Initialise: each seed expert scored on every task (as its own file), once.
+    // Initialise: each seed expert scored on every task, once: as its own file, or in
+    // low-rank mode as the adapter its genome gives (that is the seed the search holds).
     const have = new Set(store.seeds().map((s) => s.seed));
     await Promise.all(
       inputs.experts.map(async (e, k) => {
         if (have.has(k) || stopping) return;
+        const genome = encodeGenome(seedGenome(layout, k), layout);
         const r = await ev.evaluate({
           name: `seed-${k}`,
-          target: { kind: "file", path: e.gguf },
+          target:
+            config.genome === "lowrank"
+              ? { kind: "genome", genome }
+              : { kind: "file", path: e.gguf },
           split: "opt",
         });
         store.putSeed({
           seed: k,
           task: config.skills[k],
-          genome: encodeGenome(seedGenome(layout, k), layout),
+          genome,
           scores: r.scores,
           timings: r.timings,
         });
