@@ -7,6 +7,12 @@ import { after, before, describe, test } from "node:test";
 import { lowRankFactors, materialiseGguf, openFactors } from "../src/materialise/index.ts";
 import { decodeGenome } from "../src/qd/index.ts";
 import {
+  AUTO_LOWRANK_RANK,
+  defaultConfig,
+  LOWRANK_ABOVE,
+  resolveGenome,
+} from "../src/run/config.ts";
+import {
   ConfigError,
   ModelEvaluator,
   parseConfig,
@@ -47,6 +53,20 @@ describe("low-rank runs (genome: lowrank)", () => {
     assert.match(bad({ mutation: { rank: 4, method: "gaussian" } }), /Gaussian mutation/);
     assert.match(bad({ genome: "adapter" }), /genome/);
     assert.equal(parseConfig("genome: lowrank\nmutation: {rank: 4}\n").genome, "lowrank");
+  });
+
+  test("genome: auto (the default) is low-rank from 1B base parameters, exact below", () => {
+    const d = defaultConfig();
+    assert.equal(d.genome, "auto");
+    assert.equal(resolveGenome(d, 894_848).genome, "exact");
+    const big = resolveGenome(d, LOWRANK_ABOVE);
+    assert.equal(big.genome, "lowrank");
+    assert.equal(big.mutation.rank, AUTO_LOWRANK_RANK);
+    const ranked = { ...d, mutation: { ...d.mutation, rank: 16 } };
+    assert.equal(resolveGenome(ranked, 8e9).mutation.rank, 16);
+    const gaussian = { ...d, mutation: { ...d.mutation, method: "gaussian" as const } };
+    assert.equal(resolveGenome(gaussian, 8e9).genome, "exact");
+    assert.equal(resolveGenome({ ...d, genome: "exact" }, 8e9).genome, "exact");
   });
 
   test("children run as adapters on the base, and score as their low-rank models in full", async () => {

@@ -16,7 +16,7 @@ import {
 import { LlamaCppModel } from "./model.ts";
 import { checkGgufFile, checkVocabulary } from "./model-checks.ts";
 import { validateParallel } from "./requests.ts";
-import { acquireLlama, releaseLlama, type SharedLlama } from "./shared-llama.ts";
+import { acquireLlama, type SharedLlama } from "./shared-llama.ts";
 import type {
   Engine,
   EngineBackend,
@@ -261,7 +261,6 @@ class LlamaCppEngine implements Engine {
     this.disposed = true;
     for (const m of [...this.models]) await m.dispose();
     for (const b of [...this.bases]) await b.dispose();
-    await releaseLlama(this.shared);
   }
 }
 

@@ -1,46 +1,34 @@
 /**
  * The llama.cpp instance behind every engine, one per process and GPU setting: started by the
- * first engine that asks for it, counted, disposed when the last engine lets go.
+ * first engine that asks for it and kept for the process's lifetime.
  */
 import { getLlama, type Llama, LlamaLogLevel } from "node-llama-cpp";
 import { errorMessage, LogBuffer } from "./errors.ts";
 
 /**
- * One llama.cpp instance per process and GPU setting, shared by every engine that asks for it.
- * The native log callback is process-wide: a second instance takes it over and llama.cpp's
- * warnings then go to the console, so engines share one instance (and one log buffer).
+ * One llama.cpp instance per process and GPU setting, shared by every engine that asks for it
+ * and never disposed here. The native log callback is process-wide: a second instance, or one
+ * started after another was disposed, does not get it, and llama.cpp's warnings then go
+ * straight to stderr (one line per tensor of every LoRA adapter, say). node-llama-cpp
+ * disposes the instance at exit.
  */
 export interface SharedLlama {
   key: string;
   llama: Llama;
   logs: LogBuffer;
-  refs: number;
 }
 
 const sharedLlamas = new Map<string, Promise<SharedLlama>>();
 
 export async function acquireLlama(gpu: "auto" | false): Promise<SharedLlama> {
   const key = String(gpu);
-  for (;;) {
-    let entry = sharedLlamas.get(key);
-    if (entry === undefined) {
-      entry = startLlama(key, gpu);
-      sharedLlamas.set(key, entry);
-      entry.catch(() => sharedLlamas.delete(key));
-    }
-    const shared = await entry;
-    // The last engine may have released it while this call waited.
-    if (shared.llama.disposed || (shared.refs === 0 && sharedLlamas.get(key) !== entry)) continue;
-    shared.refs++;
-    return shared;
+  let entry = sharedLlamas.get(key);
+  if (entry === undefined) {
+    entry = startLlama(key, gpu);
+    sharedLlamas.set(key, entry);
+    entry.catch(() => sharedLlamas.delete(key));
   }
-}
-
-export async function releaseLlama(shared: SharedLlama): Promise<void> {
-  shared.refs--;
-  if (shared.refs > 0) return;
-  sharedLlamas.delete(shared.key);
-  await shared.llama.dispose();
+  return entry;
 }
 
 async function startLlama(key: string, gpu: "auto" | false): Promise<SharedLlama> {
@@ -55,7 +43,7 @@ async function startLlama(key: string, gpu: "auto" | false): Promise<SharedLlama
       logLevel: LlamaLogLevel.warn,
       logger: (level, message) => logs.add(level, message),
     });
-    return { key, llama, logs, refs: 0 };
+    return { key, llama, logs };
   } catch (e) {
     throw new Error(
       `could not start llama.cpp (node-llama-cpp): ${errorMessage(e)}. ` +

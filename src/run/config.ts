@@ -57,12 +57,13 @@ export interface RunConfig {
     rank: "full" | number;
   };
   /**
-   * How a child reaches llama.cpp: "exact", a full model rebuilt bit for bit from its genome
-   * (the default); "lowrank", a LoRA adapter of rank K·R on a base loaded once per worker,
-   * with the residuals dropped and the base's norm weights (needs mutation.rank: R and no
-   * Gaussian mutation; README, "Models the paper's size").
+   * How a child reaches llama.cpp: "exact", a full model rebuilt bit for bit from its genome;
+   * "lowrank", a LoRA adapter of rank K·R on a base loaded once per worker, with the residuals
+   * dropped and the base's norm weights (needs mutation.rank: R and no Gaussian mutation;
+   * README, "Models the paper's size"); "auto" (the default), decided when the run starts
+   * (`resolveGenome`): lowrank from LOWRANK_ABOVE parameters, exact below.
    */
-  genome: "exact" | "lowrank";
+  genome: "auto" | "exact" | "lowrank";
   /**
    * N, the number of children the search evaluates after the seeds. As in the paper, a
    * generation makes exactly one child (the paper runs N = 1200, 400 per task), so this
@@ -129,7 +130,7 @@ export function defaultConfig(): RunConfig {
     sampling: { method: "elite", alphaLow: 0.5, alphaHigh: 0.8 },
     crossover: { mu: 1, sigma: 0.01 },
     mutation: { method: "svd", wMax: 0.1, sigma: 3e-4, rank: "full" },
-    genome: "exact",
+    genome: "auto",
     generations: 60,
     flipInterval: 1,
     workers: 1,
@@ -152,6 +153,30 @@ export function defaultConfig(): RunConfig {
 export function smallBudgetConfig(): RunConfig {
   const base = defaultConfig();
   return { ...base, mutation: { ...base.mutation, wMax: 0.5 }, generations: 32 };
+}
+
+/** Base parameters from which `genome: auto` runs children as adapters (README, bench:scale). */
+export const LOWRANK_ABOVE = 1e9;
+
+/** The rank `genome: auto` gives a low-rank run whose mutation.rank is "full". */
+export const AUTO_LOWRANK_RANK = 64;
+
+/**
+ * The config a run is made with: `genome: auto` decided by the base's size (low-rank from
+ * LOWRANK_ABOVE parameters, at mutation.rank or AUTO_LOWRANK_RANK; exact below, and with
+ * Gaussian mutation, which has no adapter form). Other configs are returned as they are.
+ */
+export function resolveGenome(config: RunConfig, baseParameters: number): RunConfig {
+  if (config.genome !== "auto") return config;
+  if (baseParameters < LOWRANK_ABOVE || config.mutation.method === "gaussian") {
+    return { ...config, genome: "exact" };
+  }
+  const { rank } = config.mutation;
+  return {
+    ...config,
+    genome: "lowrank",
+    mutation: { ...config.mutation, rank: rank === "full" ? AUTO_LOWRANK_RANK : rank },
+  };
 }
 
 /**
@@ -559,7 +584,7 @@ export function validateConfig(
       ),
       rank,
     },
-    genome: r.oneOf(top.genome, "genome", d.genome, ["exact", "lowrank"] as const),
+    genome: r.oneOf(top.genome, "genome", d.genome, ["auto", "exact", "lowrank"] as const),
     generations: r.int(top.generations, "generations", d.generations, 0, 10_000_000),
     flipInterval: r.int(top.flipInterval, "flipInterval", d.flipInterval, 1, 10_000_000),
     workers: r.int(top.workers, "workers", d.workers, 1, 256),
@@ -710,8 +735,9 @@ mutation:
   sigma: 0.0003       # gaussian: standard deviation of the noise
   rank: full          # singular components kept per matrix: full | an integer
 
-genome: exact         # exact: each child a full model, bit for bit | lowrank: each child a
-                      # LoRA adapter on a base loaded once (needs mutation.rank; for big models)
+genome: auto          # exact: each child a full model, bit for bit | lowrank: each child a
+                      # LoRA adapter on a base loaded once (needs mutation.rank) | auto: lowrank
+                      # from 1B base parameters (rank 64 unless mutation.rank sets one), else exact
 
 generations: 60       # N: one generation = one child (paper: 1200)
 flipInterval: 1       # generations before the active task moves on

@@ -45,10 +45,10 @@ const label = (role: string) => (role === "base" ? "models.base" : `models.exper
 /**
  * Checks the models and skills of a config without writing anything: each model exists, all
  * share one format, every expert has exactly the base's tensors with the same shapes, and
- * all use the same tokenizer; every skill's data files load. Throws one error naming the
- * model or data file and what is wrong.
+ * all use the same tokenizer; every skill's data files load. Returns the base's parameter
+ * count. Throws one error naming the model or data file and what is wrong.
  */
-export async function checkInputs(config: RunConfig): Promise<void> {
+export async function checkInputs(config: RunConfig): Promise<{ baseParameters: number }> {
   buildSkills(config);
   const entries: [string, string][] = [
     ["base", config.models.base],
@@ -84,6 +84,8 @@ export async function checkInputs(config: RunConfig): Promise<void> {
     if (base.format === "safetensors") {
       for (const [role, path] of entries) await checkConvertible(role, path);
     }
+    const baseParameters = base.tensors.reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
+    return { baseParameters };
   } finally {
     for (const r of readers) await r.close();
   }

@@ -27,7 +27,7 @@ import {
   seedGenome,
 } from "../qd/index.ts";
 import { parseQueueUrl } from "../queue/url.ts";
-import type { RunConfig } from "./config.ts";
+import { type RunConfig, resolveGenome } from "./config.ts";
 import { createEvaluator, type EvalOutcome, type Evaluator } from "./evaluator.ts";
 import { writeGenomeModel } from "./export.ts";
 import { checkInputs, type Inputs, prepareInputs } from "./inputs.ts";
@@ -151,9 +151,10 @@ export async function run(
   config: RunConfig,
   opts: RunOptions & { out: string },
 ): Promise<RunResult> {
-  // Everything that can be checked is checked before the run directory exists.
-  await checkInputs(config);
-  const store = await RunStore.create(opts.out, config);
+  // Everything that can be checked is checked before the run directory exists. The store
+  // keeps the config as decided (genome: auto resolved), so a resume runs it the same way.
+  const { baseParameters } = await checkInputs(config);
+  const store = await RunStore.create(opts.out, resolveGenome(config, baseParameters));
   try {
     store.acquireLock();
   } catch (e) {
