@@ -119,7 +119,7 @@ class LlamaCppEngine implements Engine {
   private readonly logs: LogBuffer;
 
   constructor(
-    private readonly shared: SharedLlama,
+    shared: SharedLlama,
     private readonly settings: EngineSettings,
   ) {
     this.llama = shared.llama;

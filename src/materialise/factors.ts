@@ -21,7 +21,6 @@ import {
   type FileHandle,
   mkdir,
   open,
-  readdir,
   readFile,
   rename,
   rm,
@@ -41,6 +40,7 @@ import {
 } from "../tensors/safetensors.ts";
 import { type HeaderEntry, parseHeader } from "../tensors/safetensors-format.ts";
 import type { TensorReader, TensorToWrite } from "../tensors/types.ts";
+import { listFiles } from "../util/files.ts";
 import { Rng } from "../util/rng.ts";
 import { addLowRank, GEMM_MIN_WORK } from "./lowrank.ts";
 
@@ -179,16 +179,6 @@ async function hashFile(path: string): Promise<string> {
   const h = createHash("sha256");
   for await (const chunk of createReadStream(path, { highWaterMark: 1 << 22 })) h.update(chunk);
   return h.digest("hex");
-}
-
-async function listFiles(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) out.push(...(await listFiles(p)));
-    else if (e.isFile()) out.push(p);
-  }
-  return out.sort();
 }
 
 function svdSettings(opts: FactorOptions): Record<string, number> {

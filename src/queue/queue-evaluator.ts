@@ -10,10 +10,10 @@
 
 import { Job, Queue, QueueEvents } from "bullmq";
 import type { Redis as RedisClient } from "ioredis";
-import { Redis } from "ioredis";
 import type { EvalOutcome, Evaluator } from "../run/evaluator.ts";
 import type { EvalJob, EvalResult, EvaluatorSetup } from "../run/model-evaluator.ts";
 import type { Scores } from "../run/store.ts";
+import { connectRedis } from "./connect.ts";
 import { liveWorkers } from "./heartbeat.ts";
 import { jobData, jobId, QUEUE_NAME, type QueueJobData, type QueueJobResult } from "./job.ts";
 import { publishRun, type RunSpec } from "./run-spec.ts";
@@ -76,15 +76,7 @@ export class QueueEvaluator implements Evaluator {
   /** Publishes the run's inputs, connects, and counts the workers. */
   static async create(opts: QueueEvaluatorOptions): Promise<QueueEvaluator> {
     const connection = redisOptions(opts.url);
-    const redis = new Redis({ ...connection, lazyConnect: true });
-    try {
-      await redis.connect();
-    } catch (e) {
-      redis.disconnect();
-      throw new Error(
-        `cannot reach the queue at ${opts.url.display} (${(e as Error).message}); start Redis there or fix the URL`,
-      );
-    }
+    const redis = await connectRedis(opts.url);
     const spec = await publishRun(
       redis,
       opts.runId,

@@ -7,13 +7,14 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { readdir, readFile, stat } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { basename, join, relative } from "node:path";
 import type { Redis } from "ioredis";
 import { nodeLlamaCppVersion } from "../engine/internals.ts";
 import { PACKAGE_ROOT } from "../run/config.ts";
 import type { EvaluatorSetup } from "../run/model-evaluator.ts";
 import { dataFiles } from "../run/skill-sources.ts";
+import { listFiles } from "../util/files.ts";
 import { keys, sha256 } from "./job.ts";
 
 /** Files larger than this are not put into Redis: workers read them from a shared path. */
@@ -125,14 +126,4 @@ export async function publishRun(
 export async function readRunSpec(redis: Redis, runId: string): Promise<RunSpec | null> {
   const text = await redis.get(keys.run(runId));
   return text === null ? null : (JSON.parse(text) as RunSpec);
-}
-
-async function listFiles(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) out.push(...(await listFiles(p)));
-    else if (e.isFile()) out.push(p);
-  }
-  return out.sort();
 }

@@ -11,9 +11,9 @@
  */
 import { hostname } from "node:os";
 import { type Job, UnrecoverableError, Worker } from "bullmq";
-import { Redis } from "ioredis";
 import { createEvaluator, type Evaluator } from "../run/evaluator.ts";
 import type { EvalTarget } from "../run/model-evaluator.ts";
+import { connectRedis } from "./connect.ts";
 import { BEAT_MS, removeBeat, type WorkerBeat, writeBeat } from "./heartbeat.ts";
 import { InputCache, Refusal } from "./inputs-cache.ts";
 import {
@@ -62,15 +62,7 @@ interface Current {
 export async function startQueueWorker(opts: QueueWorkerOptions): Promise<QueueWorker> {
   const log = opts.log ?? ((line: string) => console.log(line));
   const connection = redisOptions(opts.url);
-  const redis = new Redis({ ...connection, lazyConnect: true });
-  try {
-    await redis.connect();
-  } catch (e) {
-    redis.disconnect();
-    throw new Error(
-      `cannot reach the queue at ${opts.url.display} (${(e as Error).message}); start Redis there or fix the URL`,
-    );
-  }
+  const redis = await connectRedis(opts.url);
   const mine = await localVersions();
   const number = await redis.incr(keys.workerSeq);
   const id = `w${number}@${hostname()}:${process.pid}`;
