@@ -6,6 +6,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { reporter } from "../../src/run/cli-support.ts";
+import { resolveGenome } from "../../src/run/config.ts";
 import { exportElite } from "../../src/run/export.ts";
 import { DB_FILE, RunStore, resume, run, runStatus } from "../../src/run/index.ts";
 import { type BenchContext, Interrupted } from "./context.ts";
@@ -37,7 +38,11 @@ export async function searchRun(
   let result: Awaited<ReturnType<typeof run>>;
   if (existsSync(join(dir, DB_FILE))) {
     const store = await RunStore.open(dir, { readonly: true });
-    const same = JSON.stringify(store.config) === JSON.stringify(config);
+    // The store keeps the config as the run decided it (genome: auto resolved by model size).
+    const stored = JSON.stringify(store.config);
+    const same = [0, Number.POSITIVE_INFINITY].some(
+      (size) => JSON.stringify(resolveGenome(config, size)) === stored,
+    );
     store.close();
     if (!same) {
       throw new Error(
