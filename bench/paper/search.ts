@@ -38,11 +38,13 @@ export async function searchRun(
   let result: Awaited<ReturnType<typeof run>>;
   if (existsSync(join(dir, DB_FILE))) {
     const store = await RunStore.open(dir, { readonly: true });
-    // The store keeps the config as the run decided it (genome: auto resolved by model size).
-    const stored = JSON.stringify(store.config);
-    const same = [0, Number.POSITIVE_INFINITY].some(
-      (size) => JSON.stringify(resolveGenome(config, size)) === stored,
-    );
+    // The store keeps the config as the run decided it (genome: auto resolved by model size);
+    // runs stored before genome existed ran exact.
+    const { genome: storedGenome = "exact", ...stored } = store.config;
+    const same = [0, Number.POSITIVE_INFINITY].some((size) => {
+      const { genome, ...rest } = resolveGenome(config, size);
+      return genome === storedGenome && JSON.stringify(rest) === JSON.stringify(stored);
+    });
     store.close();
     if (!same) {
       throw new Error(
