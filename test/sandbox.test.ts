@@ -83,9 +83,15 @@ function marked(mark: string): number[] {
   return out;
 }
 
-/** Nothing of the sandbox may be left on the host. */
-function assertNoSurvivors(r: SandboxResult): void {
+/**
+ * Nothing of the sandbox may be left on the host. A PID namespace's last processes are
+ * killed by the kernel when its init exits and may take a moment to go; a survivor is one
+ * still there after that (an escaped `setsid sleep 1000` would be).
+ */
+async function assertNoSurvivors(r: SandboxResult): Promise<void> {
   assert.equal(r.mode, MODE);
+  const left = () => [...(MODE === "root" ? processesOf(r.uid) : []), ...marked(MARK)];
+  for (let i = 0; i < 40 && left().length > 0; i++) await new Promise((f) => setTimeout(f, 50));
   if (MODE === "root") {
     assert.ok(r.uid >= 200_000, `sandbox uid ${r.uid}`);
     assert.deepEqual(processesOf(r.uid), [], `processes of uid ${r.uid} survived`);
@@ -180,7 +186,7 @@ describe("normal programs", { skip }, () => {
     assert.equal(r.outputTruncated, true);
     assert.equal(r.stdout.length, 4096);
     assert.match(r.reason ?? "", /output limit of 4096 bytes/);
-    assertNoSurvivors(r);
+    await assertNoSurvivors(r);
     const small = await sh("head -c 100 /dev/zero | tr '\\0' a", { maxOutputBytes: 4096 });
     assert.equal(small.outputTruncated, false);
     assert.equal(small.stdout.length, 100);
@@ -253,7 +259,7 @@ describe("attacks are contained", { skip }, () => {
   test("bash fork bomb: contained, reported, nothing survives", async () => {
     const r = await sh(":(){ :|:& };:", { timeoutMs: 2000 });
     assert.match(r.reason ?? "", /left \d+ process(es)? running, killed|timed out/);
-    assertNoSurvivors(r);
+    await assertNoSurvivors(r);
   });
 
   test("a fork bomb that stays hits the process limit and the clock; a neighbour is unharmed", async () => {
@@ -268,7 +274,7 @@ describe("attacks are contained", { skip }, () => {
     ]);
     assert.equal(bomb.timedOut, true);
     assert.equal(bomb.reason, "timed out after 1500 ms");
-    assertNoSurvivors(bomb);
+    await assertNoSurvivors(bomb);
     assert.equal(neighbour.exitCode, 0, neighbour.stderr);
     assert.equal(neighbour.stdout, "ok\n");
   });
@@ -280,7 +286,7 @@ describe("attacks are contained", { skip }, () => {
     });
     assert.notEqual(r.exitCode, 0);
     assert.match(r.reason ?? "", /process limit of 16|timed out/);
-    assertNoSurvivors(r);
+    await assertNoSurvivors(r);
   });
 
   test("an endless loop is stopped by the cpu limit, a sleeper by the wall clock", async () => {
@@ -292,7 +298,7 @@ describe("attacks are contained", { skip }, () => {
     assert.equal(wall.timedOut, true);
     assert.equal(wall.exitCode, null);
     assert.ok(wall.durationMs < 2000, `took ${wall.durationMs} ms`);
-    assertNoSurvivors(wall);
+    await assertNoSurvivors(wall);
   });
 
   test("10 GB writes stop at the size caps; host disk unchanged", async () => {
@@ -423,10 +429,10 @@ describe("attacks are contained", { skip }, () => {
     );
     assert.equal(r.exitCode, 0);
     assert.match(r.reason ?? "", /left [1-9]\d* process/);
-    assertNoSurvivors(r);
+    await assertNoSurvivors(r);
     const t = await sh("setsid nohup sleep 1000 >/dev/null 2>&1 & sleep 1000", { timeoutMs: 400 });
     assert.equal(t.timedOut, true);
-    assertNoSurvivors(t);
+    await assertNoSurvivors(t);
   });
 
   test("the sandbox dies with its grader, even a SIGKILLed one", async () => {
@@ -492,7 +498,7 @@ describe("attacks are contained", { skip }, () => {
     for (const l of lines.filter((x) => x.startsWith("Cap"))) assert.match(l, /:\s+0+$/, l);
     assert.ok(lines.includes("NoNewPrivs:\t1"));
     assert.doesNotMatch(r.stdout, /SU|USERNS|SETUID/);
-    assertNoSurvivors(r);
+    await assertNoSurvivors(r);
   });
 });
 
@@ -562,7 +568,7 @@ describe("bubblewrap layout", {
       "bwrap",
     );
     assert.equal(bomb.timedOut, true);
-    assertNoSurvivors(bomb);
+    await assertNoSurvivors(bomb);
     const esc = await sh(
       "nohup sleep 1000 >/dev/null 2>&1 & setsid sleep 1000 & unshare -Ur true 2>/dev/null && echo USERNS; " +
         `cat ${secretFile} 2>/dev/null; id -u; cat /proc/1/environ 2>/dev/null`,
@@ -571,7 +577,7 @@ describe("bubblewrap layout", {
     );
     assert.doesNotMatch(esc.stdout, new RegExp(`USERNS|${SECRET}`));
     if (MODE === "root") assert.ok(Number(esc.stdout.trim().split("\n").pop()) >= 200_000);
-    assertNoSurvivors(esc);
+    await assertNoSurvivors(esc);
     const big = await sh("dd if=/dev/zero of=/work/big bs=1M count=10240", {}, "bwrap");
     assert.equal(big.signal, "SIGXFSZ");
   });
