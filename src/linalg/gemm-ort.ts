@@ -87,15 +87,28 @@ class OrtGemm implements Gemm {
     opts: GemmOptions = {},
   ): Promise<Float32Array> {
     checkMatmulArgs(a, b, m, k, n, opts);
+    return (await this.product("float32", a, b, m, k, n, opts)) as Float32Array;
+  }
+
+  /** One Gemm node's product, in the operands' element type (the arguments are checked). */
+  private async product(
+    elem: ElemType,
+    a: Float32Array | Float64Array,
+    b: Float32Array | Float64Array,
+    m: number,
+    k: number,
+    n: number,
+    opts: GemmOptions,
+  ): Promise<Float32Array | Float64Array> {
     const transA = opts.transA === true;
     const transB = opts.transB === true;
-    const session = await this.session(false, transA, transB);
+    const session = await this.session(false, transA, transB, elem);
     const Tensor = this.ort.Tensor;
     const out = await session.run({
-      A: new Tensor("float32", a, transA ? [k, m] : [m, k]),
-      B: new Tensor("float32", b, transB ? [n, k] : [k, n]),
+      A: new Tensor(elem, a, transA ? [k, m] : [m, k]),
+      B: new Tensor(elem, b, transB ? [n, k] : [k, n]),
     });
-    return out.Y.data as Float32Array;
+    return out.Y.data as Float32Array | Float64Array;
   }
 
   async matmulBatched(
@@ -128,15 +141,7 @@ class OrtGemm implements Gemm {
     opts: GemmOptions = {},
   ): Promise<Float64Array> {
     checkMatmulF64Args(a, b, m, k, n, opts);
-    const transA = opts.transA === true;
-    const transB = opts.transB === true;
-    const session = await this.session(false, transA, transB, "float64");
-    const Tensor = this.ort.Tensor;
-    const out = await session.run({
-      A: new Tensor("float64", a, transA ? [k, m] : [m, k]),
-      B: new Tensor("float64", b, transB ? [n, k] : [k, n]),
-    });
-    return out.Y.data as Float64Array;
+    return (await this.product("float64", a, b, m, k, n, opts)) as Float64Array;
   }
 
   async dispose(): Promise<void> {

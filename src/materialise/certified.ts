@@ -11,7 +11,7 @@
  */
 import type { Gemm } from "../linalg/gemm.ts";
 import { type FloatDType, f32ToBf16, f32ToF16 } from "../tensors/dtype.ts";
-import { activeComponents, type LowRankTerm } from "./lowrank.ts";
+import { activeComponents, type LowRankTerm, packActive } from "./lowrank.ts";
 
 export interface CertifiedMatrix {
   /** θ₀, rows×cols row-major. */
@@ -64,34 +64,9 @@ export async function certifiedMerge(m: CertifiedMatrix): Promise<CertifiedResul
 
   // coef = u·w as the dot kernel forms it, and ‖coef_i‖₂, ‖v_x‖₂ for the bound
   // (Cauchy–Schwarz: Σ_j |coef_ij · v_xj| ≤ ‖coef_i‖₂ ‖v_x‖₂).
-  // Row by row, so that both the reads and the writes walk memory in order.
-  const us = active.map(({ t }) => t.u);
-  const vs = active.map(({ t }) => t.v);
-  const at = Int32Array.from(active, ({ t, r }) => r - t.rank); // + (i + 1)·rank: the row's entry
-  const ranks = Int32Array.from(active, ({ t }) => t.rank);
-  const ws = Float64Array.from(active, ({ w }) => w);
-  const a = new Float64Array(rows * n);
-  const b = new Float64Array(cols * n);
   const rowNorm = new Float64Array(rows);
   const colNorm = new Float64Array(cols);
-  for (let i = 0; i < rows; i++) {
-    let sq = 0;
-    for (let j = 0; j < n; j++) {
-      const c = us[j][at[j] + (i + 1) * ranks[j]] * ws[j];
-      a[i * n + j] = c;
-      sq += c * c;
-    }
-    rowNorm[i] = Math.sqrt(sq);
-  }
-  for (let x = 0; x < cols; x++) {
-    let sq = 0;
-    for (let j = 0; j < n; j++) {
-      const v = vs[j][at[j] + (x + 1) * ranks[j]];
-      b[x * n + j] = v;
-      sq += v * v;
-    }
-    colNorm[x] = Math.sqrt(sq);
-  }
+  const { coef: a, v: b } = packActive(active, rows, cols, { row: rowNorm, col: colNorm });
   const product = n > 0 ? await gemm.matmulF64(a, b, rows, n, cols, { transB: true }) : null;
 
   // Both sums (n products, n + 1 additions) are within γₙ₊₁·(|start| + Σ|terms|) of the

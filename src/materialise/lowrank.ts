@@ -47,13 +47,8 @@ export async function addLowRank(
   if (n === 0) return;
   const { gemm, gemmMinWork = GEMM_MIN_WORK } = opts;
   if (gemm && rows * cols * n >= gemmMinWork) {
-    const a = new Float64Array(rows * n);
-    const b = new Float64Array(cols * n);
-    active.forEach(({ t, r, w }, j) => {
-      for (let i = 0; i < rows; i++) a[i * n + j] = t.u[i * t.rank + r] * w;
-      for (let i = 0; i < cols; i++) b[i * n + j] = t.v[i * t.rank + r];
-    });
-    const c = await gemm.matmulF64(a, b, rows, n, cols, { transB: true });
+    const { coef, v } = packActive(active, rows, cols);
+    const c = await gemm.matmulF64(coef, v, rows, n, cols, { transB: true });
     for (let i = 0; i < c.length; i++) out[i] += c[i];
     return;
   }
@@ -81,6 +76,51 @@ export function activeComponents(terms: readonly LowRankTerm[]): Active {
 }
 
 /**
+ * The active components side by side, row-major: coef (rows×n) = u·w, formed as the loops
+ * form it, and v (cols×n). With `norms`, also each row's ‖coef_i‖₂ and ‖v_x‖₂. Row by row,
+ * so that both the reads and the writes walk memory in order.
+ */
+export function packActive(
+  active: Active,
+  rows: number,
+  cols: number,
+  norms?: { row: Float64Array; col: Float64Array },
+): { coef: Float64Array; v: Float64Array } {
+  const at = Int32Array.from(active, ({ t, r }) => r - t.rank); // + (i + 1)·rank: row i's entry
+  const ranks = Int32Array.from(active, ({ t }) => t.rank);
+  const ws = Float64Array.from(active, ({ w }) => w);
+  const side = (src: Float32Array[], count: number, scale: boolean, norm?: Float64Array) => {
+    const n = src.length;
+    const out = new Float64Array(count * n);
+    for (let i = 0; i < count; i++) {
+      let sq = 0;
+      for (let j = 0; j < n; j++) {
+        const x = src[j][at[j] + (i + 1) * ranks[j]];
+        const y = scale ? x * ws[j] : x;
+        out[i * n + j] = y;
+        sq += y * y;
+      }
+      if (norm) norm[i] = Math.sqrt(sq);
+    }
+    return out;
+  };
+  return {
+    coef: side(
+      active.map(({ t }) => t.u),
+      rows,
+      true,
+      norms?.row,
+    ),
+    v: side(
+      active.map(({ t }) => t.v),
+      cols,
+      false,
+      norms?.col,
+    ),
+  };
+}
+
+/**
  * out[i, x] += Σ_j coef[i, j] · v[x, j] as dot products: each element is summed in
  * registers over the components in their order, which is exactly the order (and so the
  * rounding) of the row-by-row axpy loop below, at about a third of its time. Four columns at
@@ -94,12 +134,7 @@ async function addDot(
   pool?: DotPool,
 ): Promise<void> {
   const n = active.length;
-  const vx = new Float64Array(cols * n);
-  const coef = new Float64Array(rows * n);
-  active.forEach(({ t, r, w }, j) => {
-    for (let x = 0; x < cols; x++) vx[x * n + j] = t.v[x * t.rank + r];
-    for (let i = 0; i < rows; i++) coef[i * n + j] = t.u[i * t.rank + r] * w;
-  });
+  const { coef, v: vx } = packActive(active, rows, cols);
   if (pool) out.set(await pool.dot(out, coef, vx, rows, cols, n));
   else dotKernel(out, coef, vx, rows, cols, n);
 }

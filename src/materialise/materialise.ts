@@ -36,13 +36,17 @@ export async function taskVector(
   opts: LowRankOptions = {},
 ): Promise<Float64Array> {
   checkGenome("taskVector", genome, factors.layout);
-  const p = await taskVectorParts(genome, factors, name);
-  const out = p.start;
-  if (p.terms.length > 0) await addLowRank(out, p.terms, p.rows, p.cols, opts);
+  return sumParts(await taskVectorParts(genome, factors, name), opts);
+}
+
+/** start + Σ terms + Σ noise, summed into `p.start` in that order. */
+async function sumParts(p: TaskVectorParts, opts: LowRankOptions): Promise<Float64Array> {
+  const tau = p.start;
+  if (p.terms.length > 0) await addLowRank(tau, p.terms, p.rows, p.cols, opts);
   for (const { scale, field } of p.noise) {
-    for (let i = 0; i < out.length; i++) out[i] += scale * field[i];
+    for (let i = 0; i < tau.length; i++) tau[i] += scale * field[i];
   }
-  return out;
+  return tau;
 }
 
 /** τ = start + Σ terms + Σ noise, its parts in the order in which they are summed. */
@@ -159,17 +163,11 @@ export function materialiseTensors(
             await certifiedMerge({ ...p, theta: block, out: block, dtype, gemm: opts.gemm });
             continue;
           }
-          const tau = p.start;
-          if (p.terms.length > 0) {
-            // Every block takes the whole matrix's choice of kernel (lowrank.ts).
-            const work = rows * cols * activeComponents(p.terms).length;
-            const gemm = work >= (opts.gemmMinWork ?? GEMM_MIN_WORK);
-            const gemmMinWork = gemm ? 0 : Number.POSITIVE_INFINITY;
-            await addLowRank(tau, p.terms, p.rows, cols, { ...opts, gemmMinWork });
-          }
-          for (const { scale, field } of p.noise) {
-            for (let i = 0; i < tau.length; i++) tau[i] += scale * field[i];
-          }
+          // Every block takes the whole matrix's choice of kernel (lowrank.ts).
+          const work = rows * cols * activeComponents(p.terms).length;
+          const gemm = work >= (opts.gemmMinWork ?? GEMM_MIN_WORK);
+          const gemmMinWork = gemm ? 0 : Number.POSITIVE_INFINITY;
+          const tau = await sumParts(p, { ...opts, gemmMinWork });
           for (let i = 0; i < block.length; i++) block[i] += tau[i];
         }
         return theta;
