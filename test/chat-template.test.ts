@@ -20,7 +20,12 @@ import {
   readChatFormatter,
 } from "../src/skills/chat.ts";
 import { type GgufValue, gguf, openGguf, writeGguf } from "../src/tensors/gguf.ts";
-import { tinyLlamaConfig, tinyLlamaMetadata, tinyLlamaOnVocab } from "./helpers/tiny-gguf.ts";
+import {
+  ggufMetadataOf,
+  tinyLlamaConfig,
+  tinyLlamaMetadata,
+  tinyLlamaOnVocab,
+} from "./helpers/tiny-gguf.ts";
 
 const VOCAB = join(import.meta.dirname, "fixtures", "vocab");
 const PHI3 = join(VOCAB, "ggml-vocab-phi-3.gguf");
@@ -47,22 +52,13 @@ const PHI3_WITH_SYSTEM =
 let phi3: Map<string, GgufValue>;
 let gpt2: Map<string, GgufValue>;
 
-async function metadataOf(path: string): Promise<Map<string, GgufValue>> {
-  const reader = await openGguf(path);
-  try {
-    return reader.metadata;
-  } finally {
-    await reader.close();
-  }
-}
-
 function withKeys(meta: Map<string, GgufValue>, keys: Record<string, GgufValue>) {
   return new Map([...meta, ...Object.entries(keys)]);
 }
 
 before(async () => {
-  phi3 = await metadataOf(PHI3);
-  gpt2 = await metadataOf(GPT2);
+  phi3 = await ggufMetadataOf(PHI3);
+  gpt2 = await ggufMetadataOf(GPT2);
 });
 
 describe("chat formatter from GGUF metadata", () => {

@@ -17,7 +17,7 @@ import { stringify } from "yaml";
 import { type GgufValue, openGguf, writeGguf } from "../src/tensors/gguf.ts";
 import { Rng } from "../src/util/rng.ts";
 import { runNode } from "./helpers/spawn.ts";
-import { tinyLlamaOnVocab, writeNoisyCopy } from "./helpers/tiny-gguf.ts";
+import { ggufMetadataOf, tinyLlamaOnVocab, writeNoisyCopy } from "./helpers/tiny-gguf.ts";
 
 const FX = join(import.meta.dirname, "fixtures");
 const PHI3 = join(FX, "vocab", "ggml-vocab-phi-3.gguf");
@@ -31,15 +31,6 @@ const N_VOCAB = 32064;
 
 const SYSTEM = "You are a careful engineer. Answer with code only.";
 const SKILLS = ["py", "sql", "mine"];
-
-async function metadataOf(path: string): Promise<Map<string, GgufValue>> {
-  const reader = await openGguf(path);
-  try {
-    return reader.metadata;
-  } finally {
-    await reader.close();
-  }
-}
 
 /** The tokenizer.* entries and general.name (llama.cpp picks phi-3's rules by the name). */
 function tokenizerMeta(meta: Map<string, GgufValue>): Record<string, unknown> {
@@ -74,10 +65,10 @@ describe("a run on phi-3's vocabulary with skills from files, from the CLI", () 
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "cycleqd-real-vocab-"));
-    const vocab = await metadataOf(PHI3);
+    const vocab = await ggufMetadataOf(PHI3);
     base = join(dir, "base.gguf");
     await writeOnPhi3(base, vocab);
-    baseMeta = await metadataOf(base);
+    baseMeta = await ggufMetadataOf(base);
     const reader = await openGguf(base);
     try {
       experts = [];
@@ -138,7 +129,7 @@ describe("a run on phi-3's vocabulary with skills from files, from the CLI", () 
 
   /** Loads `path` in node-llama-cpp and checks the tokenizer as llama.cpp reads it. */
   async function checkLoads(path: string): Promise<void> {
-    assert.deepEqual(tokenizerMeta(await metadataOf(path)), tokenizerMeta(baseMeta), path);
+    assert.deepEqual(tokenizerMeta(await ggufMetadataOf(path)), tokenizerMeta(baseMeta), path);
     const m = await (llama as Llama).loadModel({ modelPath: path });
     try {
       const meta = m.fileInfo.metadata as unknown as {

@@ -3,7 +3,13 @@
  * vocabulary that llama.cpp accepts: specials, the 256 byte tokens, `▁` and printable ASCII.
  */
 import type { FloatDType } from "../../src/tensors/dtype.ts";
-import { type GgufReader, type GgufValue, gguf, writeGguf } from "../../src/tensors/gguf.ts";
+import {
+  type GgufReader,
+  type GgufValue,
+  gguf,
+  openGguf,
+  writeGguf,
+} from "../../src/tensors/gguf.ts";
 import type { TensorToWrite } from "../../src/tensors/types.ts";
 import { Rng } from "../../src/util/rng.ts";
 
@@ -177,4 +183,14 @@ export function tinyLlamaOnVocab(
   for (const [k, v] of vocab) if (k.startsWith("tokenizer.")) metadata.set(k, v);
   metadata.set("general.name", vocab.get("general.name") as GgufValue);
   return { cfg, metadata, tensors: tinyLlamaTensors(cfg) };
+}
+
+/** A GGUF file's metadata (every key), read and the file closed again. */
+export async function ggufMetadataOf(path: string): Promise<Map<string, GgufValue>> {
+  const reader = await openGguf(path);
+  try {
+    return reader.metadata;
+  } finally {
+    await reader.close();
+  }
 }
